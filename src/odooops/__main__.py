@@ -1,0 +1,3 @@
+from odooops.cli.main import main
+
+main()

@@ -1,0 +1,187 @@
+"""The local admin verbs: people, orgs, projects, branches, builds and logs."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from odooops.cli.context import ago, err, out, run, status, table
+from odooops.managers.branches import Branches
+from odooops.managers.orgs import Orgs
+from odooops.managers.projects import Projects
+from odooops.managers.runs import Runs
+from odooops.managers.users import Users
+
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+org_app = typer.Typer(help="Manage orgs (tenants).", no_args_is_help=True)
+member_app = typer.Typer(help="Manage who belongs to an org or project.", no_args_is_help=True)
+project_app = typer.Typer(help="Manage projects.", no_args_is_help=True)
+branch_app = typer.Typer(help="Manage a project's branches and their stages.", no_args_is_help=True)
+build_app = typer.Typer(help="Start builds.", no_args_is_help=True)
+run_app = typer.Typer(help="Act on runs.", no_args_is_help=True)
+
+Project = Annotated[str, typer.Argument(help="The project, as ORG/PROJECT.")]
+
+
+def _read_password(password_stdin: bool) -> str | None:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if sys.stdin.isatty():
+        return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return None
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
+    no_password: Annotated[bool, typer.Option("--no-password", help="Create the user without a password.")] = False,
+) -> None:
+    """Create a user (asks for a password on a terminal)."""
+    password = None if no_password else _read_password(password_stdin)
+    user = run(lambda db, actor: Users(db, actor).create(email, name, password))
+    out.print(f"created user [bold]{user['email']}[/] ({user['id']})")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List the users you can see."""
+    users = run(lambda db, actor: Users(db, actor).list())
+    table(["email", "name", "active", "created"], [[u["email"], u["name"], u["is_active"], ago(u["created_at"])] for u in users])
+
+
+@org_app.command("create")
+def org_create(
+    slug: str,
+    name: Annotated[str | None, typer.Option(help="Display name (default: the slug).")] = None,
+    owner: Annotated[str | None, typer.Option(help="Email of the user who owns the org.")] = None,
+) -> None:
+    """Create an org."""
+    org = run(lambda db, actor: Orgs(db, actor).create(slug, name, owner))
+    out.print(f"created org [bold]{org['slug']}[/]")
+
+
+@org_app.command("list")
+def org_list() -> None:
+    """List orgs."""
+    orgs = run(lambda db, actor: Orgs(db, actor).list())
+    table(["org", "name", "projects", "created"], [[o["slug"], o["name"], o["project_count"], ago(o["created_at"])] for o in orgs])
+
+
+@member_app.command("add")
+def member_add(
+    org: str,
+    email: str,
+    role: Annotated[str, typer.Option(help="owner, admin, developer or viewer.")] = "developer",
+    project: Annotated[str | None, typer.Option(help="Add to this project of the org only (its slug).")] = None,
+) -> None:
+    """Add a user to an org, or to one project of it."""
+    run(lambda db, actor: Orgs(db, actor).add_member(org, email, role, project))
+    where = f"{org}/{project}" if project else org
+    out.print(f"{email} is now {role} of {where}")
+
+
+@project_app.command("create")
+def project_create(
+    project: Project,
+    repo: Annotated[str, typer.Option(help="URL or path of the git repository.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the slug).")] = None,
+    default_branch: Annotated[str, typer.Option(help="The production branch.")] = "main",
+    odoo_version: Annotated[str, typer.Option(help="Odoo version the project runs on.")] = "17.0",
+) -> None:
+    """Create a project; its default branch becomes the production branch."""
+    created = run(lambda db, actor: Projects(db, actor).create(
+        project, repo, name=name, default_branch=default_branch, odoo_version=odoo_version))
+    out.print(f"created project [bold]{project}[/] ({created['id']}) with production branch {default_branch}")
+
+
+@project_app.command("list")
+def project_list(archived: Annotated[bool, typer.Option(help="Include archived projects.")] = False) -> None:
+    """List projects with their last build."""
+    projects = run(lambda db, actor: Projects(db, actor).list(archived))
+    if not projects:
+        out.print("no projects yet: create one with [bold]odooops project create ORG/PROJECT --repo URL[/]")
+        return
+    table(["project", "odoo", "branches", "builds", "last build", "when"],
+          [[f"{p['org_slug']}/{p['slug']}", p["odoo_version"], p["branch_count"], p["build_count"],
+            status(p["last_build_status"]), ago(p["last_build_at"])] for p in projects])
+
+
+@branch_app.command("add")
+def branch_add(
+    project: Project,
+    name: str,
+    stage: Annotated[str, typer.Option(help="production, staging or development.")] = "development",
+) -> None:
+    """Add a branch to a project."""
+    run(lambda db, actor: Branches(db, actor).add(project, name, stage))
+    out.print(f"added branch [bold]{name}[/] to {project} as {stage}")
+
+
+@branch_app.command("list")
+def branch_list(project: Project) -> None:
+    """List a project's branches by stage, with their last build."""
+    branches = run(lambda db, actor: Branches(db, actor).list(project))
+    table(["branch", "stage", "builds", "last build", "commit", "when"],
+          [[b["name"], b["stage"], b["build_count"], status(b["last_build_status"]),
+            (b["last_build_commit"] or "")[:10], ago(b["last_build_at"])] for b in branches])
+
+
+@branch_app.command("set-stage")
+def branch_set_stage(project: Project, name: str, stage: str) -> None:
+    """Move a branch to another stage (Odoo.sh's rules apply)."""
+    run(lambda db, actor: Branches(db, actor).set_stage(project, name, stage))
+    out.print(f"branch [bold]{name}[/] is now {stage}")
+
+
+@build_app.command("trigger")
+def build_trigger(
+    project: Project,
+    branch: str,
+    commit: Annotated[str | None, typer.Option(help="Commit to build (default: the branch head in the repository).")] = None,
+) -> None:
+    """Queue a build of a branch."""
+    r = run(lambda db, actor: Runs(db, actor).trigger_build(project, branch, commit))
+    out.print(f"queued build [bold]{r['id']}[/] of {branch} at {r['commit_sha'][:10]} ({r['status']})")
+
+
+def builds(
+    project: Project,
+    branch: Annotated[str | None, typer.Option(help="Only this branch.")] = None,
+    before: Annotated[int | None, typer.Option(help="Only builds older than this build id (next page).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many builds.")] = 20,
+) -> None:
+    """List a project's builds, newest first."""
+    rows = run(lambda db, actor: Runs(db, actor).builds(project, branch, before, limit))
+    table(["id", "branch", "commit", "trigger", "status", "result", "queued"],
+          [[r["id"], r["branch"], r["commit_sha"][:10], r["trigger"], status(r["status"]), r["result"],
+            ago(r["queued_at"] or r["created_at"])] for r in rows])
+
+
+LEVEL_STYLE = {"debug": "dim", "warning": "yellow", "error": "red", "critical": "bold red"}
+
+
+def logs(
+    run_id: int,
+    after: Annotated[int, typer.Option(help="Start after this line number.")] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="How many lines.")] = 1000,
+) -> None:
+    """Print a run's log."""
+    events = run(lambda db, actor: Runs(db, actor).logs(run_id, after, limit))
+    if not events:
+        err.print(f"run {run_id} has no log lines after line {after}")
+    for e in events:
+        line = f"{e['seq']:>6} {e['ts']:%H:%M:%S} {e['phase'] or '-':<10} {e['message']}"
+        out.print(Text(line, style=LEVEL_STYLE.get(e["level"], "")), soft_wrap=True)
+
+
+@run_app.command("cancel")
+def run_cancel(run_id: int) -> None:
+    """Cancel a run that has not finished."""
+    r = run(lambda db, actor: Runs(db, actor).cancel(run_id))
+    out.print(f"run {r['id']} is {r['status']}")
+

@@ -1,0 +1,80 @@
+"""What every command shares: settings from flags and environment, the
+database opened as the right actor, and one way to print."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import TypeVar
+
+from rich.console import Console
+from rich.table import Table
+
+from odooops import runtime
+from odooops.db import Actor, Database
+from odooops.managers import lookup
+from odooops.settings import Settings
+
+T = TypeVar("T")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+_settings: Settings | None = None
+
+
+def set_settings(settings: Settings) -> None:
+    global _settings
+    _settings = settings
+
+
+def settings() -> Settings:
+    return _settings if _settings is not None else Settings.from_env()
+
+
+async def _actor(db: Database, email: str | None) -> Actor:
+    if email is None:
+        return Actor.service()
+    async with db.transaction(Actor.service()) as conn:
+        return Actor.user((await lookup.user(conn, email))["id"])
+
+
+def run(work: Callable[[Database, Actor], Awaitable[T]]) -> T:
+    """Run `work(db, actor)` with the database open and migrated."""
+
+    async def main() -> T:
+        s = settings()
+        await runtime.prepare(s)
+        async with runtime.database(s) as db:
+            return await work(db, await _actor(db, s.acting_as))
+
+    return asyncio.run(main())
+
+
+def table(columns: list[str], rows: list[list[object]], title: str | None = None) -> None:
+    t = Table(*columns, title=title, header_style="bold")
+    for row in rows:
+        t.add_row(*("" if v is None else str(v) for v in row))
+    out.print(t)
+
+
+STATUS_STYLE = {
+    "succeeded": "green", "failed": "red", "canceled": "dim", "superseded": "dim",
+    "running": "cyan", "claimed": "cyan", "queued": "yellow", "awaiting_authorization": "magenta",
+}
+
+
+def status(value: str | None) -> str:
+    if not value:
+        return "-"
+    return f"[{STATUS_STYLE.get(value, 'white')}]{value}[/]"
+
+
+def ago(ts: datetime | None) -> str:
+    if ts is None:
+        return "-"
+    seconds = int((datetime.now(timezone.utc) - ts).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"

@@ -1,0 +1,67 @@
+"""The `odooops` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from odooops import __version__
+from odooops.cli import admin, db, up
+from odooops.cli.context import err, set_settings
+from odooops.errors import OpsError
+from odooops.settings import Secret, Settings
+
+app = typer.Typer(
+    help="OdooOps: every branch of an Odoo project an environment, every push built, tested and deployed.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"odooops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def configure(
+    data_dir: Annotated[Path | None, typer.Option(envvar="ODOOOPS_DATA_DIR", help="Data directory (embedded PostgreSQL, secrets, artifacts).")] = None,
+    database_url: Annotated[str | None, typer.Option(envvar="ODOOOPS_DATABASE_URL", show_default=False, help="PostgreSQL URL of the owner role; unset: embedded server.")] = None,
+    as_user: Annotated[str | None, typer.Option("--as", envvar="ODOOOPS_AS", help="Act as this user (email), under row-level security.")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    set_settings(Settings.from_env().with_overrides(
+        data_dir=data_dir,
+        database_url=Secret(database_url) if database_url else None,
+        acting_as=as_user,
+    ))
+
+
+app.add_typer(db.app, name="db")
+app.add_typer(admin.user_app, name="user")
+app.add_typer(admin.org_app, name="org")
+app.add_typer(admin.member_app, name="member")
+app.add_typer(admin.project_app, name="project")
+app.add_typer(admin.branch_app, name="branch")
+app.add_typer(admin.build_app, name="build")
+app.add_typer(admin.run_app, name="run")
+app.command("projects")(admin.project_list)
+app.command("builds")(admin.builds)
+app.command("logs")(admin.logs)
+app.command("up")(up.up)
+
+
+def main() -> None:
+    try:
+        app()
+    except OpsError as exc:
+        err.print(f"[red]error:[/] {escape(exc.message)}", soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

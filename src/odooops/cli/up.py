@@ -1,0 +1,51 @@
+"""`odooops up`: the control plane, until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+
+from odooops import __version__, demo, runtime
+from odooops.cli.context import out, settings
+from odooops.db import Actor, embedded
+from odooops.managers.projects import Projects
+
+
+def up(demo_project: Annotated[bool, typer.Option("--demo", envvar="ODOOOPS_DEMO", help="Also create a demo project.")] = False) -> None:
+    """Start the control plane: database, migrations, and the services of
+    OdooOps; stay up until Ctrl-C."""
+    s = settings()
+    try:
+        asyncio.run(_serve(demo_project))
+    finally:
+        if s.database_url is None and embedded.stop(s.data_dir):
+            out.print("stopped the embedded PostgreSQL")
+
+
+async def _serve(demo_project: bool) -> None:
+    s = settings()
+    kind = "external" if s.database_url else f"embedded in {s.data_dir}"
+    with out.status("starting the database and migrating…"):
+        owner = await runtime.prepare(s)
+    async with runtime.database(s) as db:
+        if demo_project:
+            name = await demo.create(db, s.data_dir)
+            out.print(f"demo project [bold]{name}[/] is ready: [bold]odooops branch list {name}[/]")
+        projects = await Projects(db, Actor.service()).list()
+        out.print(f"[green]●[/] OdooOps {__version__} is up — PostgreSQL {kind}, schema migrated, "
+                  f"{len(projects)} project(s).")
+        out.print(f"  database: {runtime.display_url(owner).split('@')[-1]}")
+        out.print("  Press Ctrl-C to stop.")
+        await _until_stopped()
+
+
+async def _until_stopped() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    out.print("stopping…")

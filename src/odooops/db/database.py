@@ -1,0 +1,93 @@
+"""The thin database layer: a pool of connections as the application role, and
+transactions that act as one caller under row-level security."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from odooops.db.errors import translate
+
+ROLES = ("anon", "authenticated", "service_role")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who a transaction acts for: a database role and, for a user, their id."""
+
+    role: str
+    user_id: UUID | None = None
+
+    @classmethod
+    def service(cls) -> Actor:
+        return cls("service_role")
+
+    @classmethod
+    def user(cls, user_id: UUID) -> Actor:
+        return cls("authenticated", user_id)
+
+    @classmethod
+    def anonymous(cls) -> Actor:
+        return cls("anon")
+
+    def claims(self) -> str:
+        claims: dict[str, str] = {"role": self.role}
+        if self.user_id is not None:
+            claims["sub"] = str(self.user_id)
+        return json.dumps(claims)
+
+
+class Database:
+    def __init__(self, conninfo: str, *, max_size: int = 10):
+        self._pool = AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            open=False,
+            name="odooops",
+        )
+
+    async def open(self) -> None:
+        # One plain connection first: when the server is unreachable it fails at
+        # once with the server's reason, where the pool would wait and time out.
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._pool.conninfo, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        await conn.close()
+        await self._pool.open(wait=True, timeout=30)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def transaction(self, actor: Actor) -> AsyncIterator[psycopg.AsyncConnection]:
+        """One transaction as `actor`. Role and claims are set with
+        set_config(..., true), so they end with the transaction and never leak
+        to the next user of the pooled connection."""
+        if actor.role not in ROLES:
+            raise ValueError(f"unknown role {actor.role!r}")
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                    (actor.role, actor.claims()),
+                )
+                yield conn
+        except psycopg.Error as exc:
+            raise translate(exc) from exc

@@ -1,0 +1,32 @@
+"""The few git questions the control plane asks, answered by the git command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from odooops.errors import InvalidInput
+
+GIT_TIMEOUT = 30
+
+
+async def resolve_head(repo_url: str, branch: str) -> str:
+    """The commit at the head of `branch` in the repository at `repo_url`."""
+    proc = await asyncio.create_subprocess_exec(
+        "git", "ls-remote", "--heads", "--", repo_url, f"refs/heads/{branch}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"GIT_TERMINAL_PROMPT": "0", "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        raise InvalidInput(f"git ls-remote {repo_url} took over {GIT_TIMEOUT}s; pass --commit") from None
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines() or ["git failed"]
+        reason = next((x for x in lines if x.startswith("fatal:")), lines[0]).removeprefix("fatal: ")
+        raise InvalidInput(f"cannot read branch {branch!r} of {repo_url}: {reason}")
+    line = out.decode().split()
+    if not line:
+        raise InvalidInput(f"{repo_url} has no branch {branch!r}")
+    return line[0]
+

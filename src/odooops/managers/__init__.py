@@ -1,0 +1,23 @@
+"""Domain managers: the only code that touches a database connection. The API,
+console, runner and CLI all call these."""
+
+from __future__ import annotations
+
+from odooops.db import Actor, Database
+
+
+class Manager:
+    def __init__(self, db: Database, actor: Actor):
+        self.db = db
+        self.actor = actor
+
+    def tx(self):
+        return self.db.transaction(self.actor)
+
+    async def one(self, sql: str, params: dict | None = None) -> dict | None:
+        async with self.tx() as conn:
+            return await (await conn.execute(sql, params)).fetchone()
+
+    async def all(self, sql: str, params: dict | None = None) -> list[dict]:
+        async with self.tx() as conn:
+            return await (await conn.execute(sql, params)).fetchall()

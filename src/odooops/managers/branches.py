@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from odooops.db import queries_beside
+from odooops.errors import Forbidden, InvalidInput
+from odooops.managers import Manager, lookup
+
+Q = queries_beside(__file__)
+STAGES = ("production", "staging", "development")
+
+
+def check_stage(stage: str) -> str:
+    if stage not in STAGES:
+        raise InvalidInput(f"a stage is one of {', '.join(STAGES)}, not {stage!r}")
+    return stage
+
+
+class Branches(Manager):
+    async def add(self, project_ref: str, name: str, stage: str = "development") -> dict:
+        check_stage(stage)
+        async with self.tx() as conn:
+            project = await lookup.project(conn, project_ref)
+            return await (await conn.execute(
+                Q["insert"], {"project_id": project["id"], "name": name, "stage": stage})).fetchone()
+
+    async def list(self, project_ref: str, include_archived: bool = False) -> list[dict]:
+        async with self.tx() as conn:
+            project = await lookup.project(conn, project_ref)
+            return await (await conn.execute(
+                Q["list"], {"project_id": project["id"], "include_archived": include_archived})).fetchall()
+
+    async def set_stage(self, project_ref: str, name: str, stage: str) -> dict:
+        check_stage(stage)
+        async with self.tx() as conn:
+            project = await lookup.project(conn, project_ref)
+            branch = await lookup.branch(conn, project, name)
+            row = await (await conn.execute(Q["set_stage"], {"id": branch["id"], "stage": stage})).fetchone()
+            if row is None:  # visible but not updatable: row-level security said no
+                raise Forbidden("your role in this project cannot change stages")
+            return row

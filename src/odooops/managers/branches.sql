@@ -1,0 +1,9 @@
+-- name: insert
+insert into ops.branches (project_id, name, stage) values (%(project_id)s, %(name)s, %(stage)s)
+returning *;
+
+-- name: list
+select * from ops.project_branches(%(project_id)s, %(include_archived)s);
+
+-- name: set_stage
+update ops.branches set stage = %(stage)s where id = %(id)s returning *;

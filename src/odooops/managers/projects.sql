@@ -1,0 +1,12 @@
+-- name: insert
+insert into ops.projects (org_id, slug, name, repo_url, default_branch, odoo_version)
+values (%(org_id)s, %(slug)s, %(name)s, %(repo_url)s, %(default_branch)s, %(odoo_version)s)
+returning *;
+
+-- name: insert_production_branch
+insert into ops.branches (project_id, name, stage)
+values (%(project_id)s, %(name)s, 'production')
+returning *;
+
+-- name: list
+select * from ops.list_projects(%(include_archived)s);

@@ -1,0 +1,94 @@
+"""From settings to connections: which server, which roles, which secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from odooops.db import embedded, migrate
+from odooops.db.database import Database
+from odooops.settings import Secret, Settings
+
+SECRETS_FILE = "secrets.json"
+
+
+def owner_conninfo(settings: Settings) -> str:
+    """The owner role's connection: the configured URL, else the embedded server."""
+    if settings.database_url is not None:
+        return make_conninfo(settings.database_url.reveal())
+    return make_conninfo(embedded.start(settings.data_dir))
+
+
+def app_password(settings: Settings) -> Secret:
+    """The application role's password: configured, else generated once and
+    kept (mode 0600) in the data directory."""
+    if settings.app_password is not None:
+        return settings.app_password
+    path = settings.data_dir / SECRETS_FILE
+    stored = _read_secrets(path)
+    if "app_password" not in stored:
+        stored["app_password"] = secrets.token_urlsafe(32)
+        _write_secrets(path, stored)
+    return Secret(stored["app_password"])
+
+
+def app_conninfo(settings: Settings, owner: str) -> str:
+    """Same server and database as the owner, logged in as the application role."""
+    params = conninfo_to_dict(owner)
+    params.update(user=settings.app_role, password=app_password(settings).reveal())
+    return make_conninfo(**params)
+
+
+def display_url(conninfo: str) -> str:
+    """A postgresql:// URL for people and scripts (the password included)."""
+    from urllib.parse import quote, urlencode
+
+    p = conninfo_to_dict(conninfo)
+    auth = quote(p.pop("user", "") or "", safe="")
+    if p.get("password"):
+        auth += ":" + quote(p.pop("password"), safe="")
+    host = p.pop("host", "") or ""
+    port = p.pop("port", None)
+    dbname = p.pop("dbname", "") or ""
+    netloc = host if host and not host.startswith("/") else ""
+    if host.startswith("/"):
+        p["host"] = host
+    if port and netloc:
+        netloc += f":{port}"
+    query = ("?" + urlencode(p)) if p else ""
+    return f"postgresql://{auth}@{netloc}/{quote(dbname, safe='')}{query}"
+
+
+async def prepare(settings: Settings) -> str:
+    """Start the server if embedded, migrate, provision the application role;
+    return the owner conninfo."""
+    owner = owner_conninfo(settings)
+    await migrate.migrate(owner)
+    await migrate.ensure_app_role(owner, settings.app_role, app_password(settings).reveal())
+    return owner
+
+
+def database(settings: Settings) -> Database:
+    """The application's database, as the application role (not yet opened)."""
+    owner = owner_conninfo(settings)
+    return Database(app_conninfo(settings, owner), max_size=settings.pool_size)
+
+
+def _read_secrets(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _write_secrets(path: Path, values: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    os.replace(tmp, path)
