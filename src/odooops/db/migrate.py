@@ -92,10 +92,10 @@ def _compare(migrations: list[Migration], applied: dict[str, dict]) -> list[Migr
     return states
 
 
-async def status(owner_conninfo: str) -> list[MigrationState]:
+async def status(owner_conninfo: str, migrations: list[Migration] | None = None) -> list[MigrationState]:
     conn = await _connect(owner_conninfo)
     async with conn:
-        return _compare(available(), await _applied(conn))
+        return _compare(available() if migrations is None else migrations, await _applied(conn))
 
 
 async def _check_owner(conn: psycopg.AsyncConnection) -> None:

@@ -235,6 +235,3 @@ create policy member_select on ops.artifacts for select to authenticated
 -- workers and the transition table hold no tenant data: any signed-in user may read them.
 create policy authenticated_select on ops.workers for select to authenticated using (true);
 create policy authenticated_select on ops.run_transitions for select to authenticated using (true);
-
--- Functions created by later migrations are not callable by everyone by default.
-alter default privileges in schema ops revoke execute on functions from public;

@@ -161,6 +161,9 @@ begin
 end
 $$;
 
+-- PostgreSQL lets everyone execute a new function; ops functions are for the
+-- three roles only. Every migration that adds functions ends like this.
+revoke all on all functions in schema ops from public;
 grant execute on function
     ops.is_control_plane(), ops.may_operate(ops.runs), ops.create_org(text, text),
     ops.list_projects(boolean), ops.project_branches(uuid, boolean),

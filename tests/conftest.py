@@ -1,0 +1,138 @@
+"""Tests run against a real PostgreSQL: one embedded server per test session,
+a template database migrated once, and a fresh clone of it for each test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+
+from odooops import runtime
+from odooops.db import Actor, embedded, migrate
+from odooops.settings import Secret, Settings
+
+TEMPLATE = "ops_template"
+APP_ROLE = "odooops_app"
+APP_PASSWORD = secrets.token_urlsafe(16)
+
+
+def with_db(conninfo: str, dbname: str) -> str:
+    return make_conninfo(conninfo, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[str]:
+    """Owner conninfo of the test server's maintenance database."""
+    url = os.environ.get("ODOOOPS_TEST_DATABASE_URL")
+    if url:
+        yield make_conninfo(url)
+        return
+    data_dir = tmp_path_factory.mktemp("pg")
+    conninfo = embedded.start(data_dir)
+    yield with_db(conninfo, "postgres")
+    embedded.stop(data_dir)
+
+
+def create_database(server: str, name: str, template: str | None = None) -> str:
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        if template:
+            conn.execute(f'create database "{name}" template "{template}" strategy file_copy')
+        else:
+            conn.execute(f'create database "{name}"')
+    return with_db(server, name)
+
+
+def drop_database(server: str, name: str) -> None:
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def template(server: str) -> str:
+    owner = create_database(server, TEMPLATE)
+    asyncio.run(migrate.migrate(owner))
+    asyncio.run(migrate.ensure_app_role(owner, APP_ROLE, APP_PASSWORD))
+    return owner
+
+
+@pytest.fixture
+def make_db(server: str, template: str):
+    """Factory of fresh migrated databases; returns the owner conninfo."""
+    made: list[str] = []
+
+    def make(migrated: bool = True) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        made.append(name)
+        return create_database(server, name, TEMPLATE if migrated else None)
+
+    yield make
+    for name in made:
+        drop_database(server, name)
+
+
+@pytest.fixture
+def owner_db(make_db) -> str:
+    """Owner conninfo of this test's own migrated database."""
+    return make_db()
+
+
+@pytest.fixture
+def settings(owner_db: str, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=Secret(owner_db),
+                    app_role=APP_ROLE, app_password=Secret(APP_PASSWORD))
+
+
+@pytest.fixture
+def app_db(settings: Settings, owner_db: str) -> str:
+    """Conninfo of the application login role on this test's database."""
+    return runtime.app_conninfo(settings, owner_db)
+
+
+@contextmanager
+def acting(app_conninfo: str, actor: Actor) -> Iterator[psycopg.Connection]:
+    """One transaction as `actor`, the way the application opens them; rolled
+    back at the end so each check leaves nothing behind."""
+    with psycopg.connect(app_conninfo, row_factory=dict_row) as conn:
+        conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                     (actor.role, actor.claims()))
+        yield conn
+        conn.rollback()
+
+
+def owner_conn(owner_conninfo: str) -> psycopg.Connection:
+    return psycopg.connect(owner_conninfo, autocommit=True, row_factory=dict_row)
+
+
+@pytest.fixture
+def cli(settings: Settings):
+    """Run the real `odooops` command in a subprocess against this test's database."""
+
+    def run(*args: str, input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
+        full_env.update({
+            "ODOOOPS_DATA_DIR": str(settings.data_dir),
+            "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
+            "ODOOOPS_APP_PASSWORD": APP_PASSWORD,
+            "COLUMNS": "200",
+        })
+        full_env.update(env or {})
+        return subprocess.run([sys.executable, "-m", "odooops", *args], input=input, env=full_env,
+                              capture_output=True, text=True, timeout=120)
+
+    return run
+
+
+def dbname(conninfo: str) -> str:
+    return conninfo_to_dict(conninfo)["dbname"]

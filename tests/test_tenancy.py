@@ -1,0 +1,238 @@
+"""Row-level security with an owner (Alice), a teammate (Bob, in each role)
+and a stranger (Eve, owner of another org)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from conftest import acting, owner_conn
+from odooops.db import Actor
+from world import SHA, seed
+
+# For every tenant table: which of its rows belong to Acme.
+ACME_ROWS = {
+    "orgs": "id = %(acme)s",
+    "users": "id in (%(alice)s, %(bob)s)",
+    "org_members": "org_id = %(acme)s",
+    "project_members": "project_id = %(shop)s",
+    "api_tokens": "user_id in (%(alice)s, %(bob)s)",
+    "projects": "org_id = %(acme)s",
+    "branches": "project_id = %(shop)s",
+    "runs": "project_id = %(shop)s",
+    "run_events": "run_id in (select id from ops.runs where project_id = %(shop)s)",
+    "artifacts": "run_id in (select id from ops.runs where project_id = %(shop)s)",
+}
+# Tables that hold no tenant data; any signed-in user may read them.
+SHARED = {"workers", "run_transitions"}
+
+# A change a stranger might try on Acme's rows, per table.
+UPDATES = {
+    "orgs": "update ops.orgs set name = 'pwned' where {where}",
+    "users": "update ops.users set name = 'pwned' where {where}",
+    "org_members": "update ops.org_members set role = 'viewer' where {where}",
+    "project_members": "update ops.project_members set role = 'viewer' where {where}",
+    "api_tokens": "update ops.api_tokens set revoked_at = now() where {where}",
+    "projects": "update ops.projects set name = 'pwned' where {where}",
+    "branches": "update ops.branches set stage = 'staging' where {where} and stage = 'development'",
+    "runs": "update ops.runs set status = 'canceled' where {where}",
+    "run_events": "update ops.run_events set message = 'pwned' where {where}",
+    "artifacts": "update ops.artifacts set name = 'pwned' where {where}",
+}
+INSERTS = {
+    "orgs": "insert into ops.orgs (slug, name) values ('acme2', 'x')",
+    "users": "insert into ops.users (email) values ('mallory@evil.test')",
+    "org_members": "insert into ops.org_members (org_id, user_id, role) values (%(acme)s, %(eve)s, 'owner')",
+    "project_members": "insert into ops.project_members (project_id, user_id, role) values (%(shop)s, %(eve)s, 'owner')",
+    "api_tokens": "insert into ops.api_tokens (user_id, name, token_hash) values (%(alice)s, 'x', 'stolen')",
+    "projects": "insert into ops.projects (org_id, slug, name, repo_url) values (%(acme)s, 'p', 'p', 'r')",
+    "branches": "insert into ops.branches (project_id, name) values (%(shop)s, 'sneaky')",
+    "runs": f"insert into ops.runs (project_id, branch_id, commit_sha) values (%(shop)s, %(dev)s, '{SHA}')",
+    "run_events": "insert into ops.run_events (run_id, seq, message) values (%(shop_dev_run)s, 99, 'x')",
+    "artifacts": f"insert into ops.artifacts (run_id, name, sha256, size, storage_uri) "
+                 f"values (%(shop_dev_run)s, 'x', '{'b' * 64}', 1, 'x')",
+    "workers": "insert into ops.workers (hostname, pid, version) values ('x', 1, 'x')",
+    "run_transitions": "insert into ops.run_transitions values ('succeeded', 'queued')",
+}
+
+
+@pytest.fixture
+def world(owner_db):
+    return seed(owner_db)
+
+
+def params(world) -> dict:
+    return {**vars(world), "shop_dev_run": world.shop_runs["development"]}
+
+
+def ops_tables(owner_db) -> set[str]:
+    with owner_conn(owner_db) as conn:
+        rows = conn.execute("select relname from pg_class where relnamespace = 'ops'::regnamespace "
+                            "and relkind in ('r', 'p') and relname <> 'schema_migrations'").fetchall()
+    return {r["relname"] for r in rows}
+
+
+def outcome(app_db: str, actor: Actor, sql: str, args: dict) -> str:
+    """'rows' when the statement read or touched rows, 'none' when it found
+    none, 'refused: …' when the database raised a permission or policy error."""
+    with acting(app_db, actor) as conn:
+        try:
+            cur = conn.execute(sql, args)
+        except psycopg.Error as exc:
+            if exc.sqlstate in ("42501", "OP001", "OP002", "OP003"):
+                return f"refused: {exc.diag.message_primary}"
+            raise
+        return "rows" if cur.rowcount > 0 else "none"
+
+
+def test_every_table_is_covered(owner_db):
+    assert ops_tables(owner_db) == set(ACME_ROWS) | SHARED
+
+
+@pytest.mark.parametrize("table", sorted(ACME_ROWS))
+def test_stranger_reads_nothing_of_another_tenant(app_db, world, table):
+    eve, alice = Actor.user(world.eve), Actor.user(world.alice)
+    where = ACME_ROWS[table]
+    sql = f"select count(*) as n from ops.{table} where {where}"
+    with acting(app_db, alice) as conn:
+        assert conn.execute(sql, params(world)).fetchone()["n"] > 0, "the owner sees her own rows"
+    with acting(app_db, eve) as conn:
+        assert conn.execute(sql, params(world)).fetchone()["n"] == 0
+
+
+@pytest.mark.parametrize("table", sorted(ACME_ROWS))
+def test_stranger_changes_nothing_of_another_tenant(app_db, owner_db, world, table):
+    eve = Actor.user(world.eve)
+    where = ACME_ROWS[table]
+    update = outcome(app_db, eve, UPDATES[table].format(where=where), params(world))
+    delete = outcome(app_db, eve, f"delete from ops.{table} where {where}", params(world))
+    insert = outcome(app_db, eve, INSERTS[table], params(world))
+    assert update != "rows" and delete != "rows"
+    assert insert.startswith("refused")
+    with owner_conn(owner_db) as conn:  # and Acme's rows are all still there, untouched
+        rows = conn.execute(f"select count(*) as n from ops.{table} where {where}", params(world)).fetchone()["n"]
+        assert rows > 0
+
+
+@pytest.mark.parametrize("table", sorted(SHARED))
+def test_shared_tables_are_read_only_for_users(app_db, world, table):
+    result = outcome(app_db, Actor.user(world.alice), INSERTS[table], params(world))
+    assert result.startswith("refused")
+    with acting(app_db, Actor.user(world.eve)) as conn:
+        assert conn.execute(f"select count(*) as n from ops.{table}").fetchone()["n"] > 0
+
+
+@pytest.mark.parametrize("table", sorted(ACME_ROWS) + sorted(SHARED))
+def test_anonymous_sees_nothing(app_db, world, table):
+    with acting(app_db, Actor.anonymous()) as conn:
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute(f"select * from ops.{table}")
+
+
+def test_no_claims_as_authenticated_sees_nothing(app_db, world):
+    with acting(app_db, Actor("authenticated")) as conn:
+        assert conn.execute("select count(*) as n from ops.projects").fetchone()["n"] == 0
+        assert conn.execute("select count(*) as n from ops.runs").fetchone()["n"] == 0
+
+
+def test_service_role_sees_every_tenant(app_db, world):
+    with acting(app_db, Actor.service()) as conn:
+        assert conn.execute("select count(*) as n from ops.orgs").fetchone()["n"] == 2
+
+
+def test_users_see_teammates_but_not_strangers_or_password_hashes(app_db, world):
+    with acting(app_db, Actor.user(world.bob)) as conn:
+        seen = {r["id"] for r in conn.execute("select id from ops.users")}
+    assert seen == {world.alice, world.bob}
+    with acting(app_db, Actor.user(world.bob)) as conn:
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("select password_hash from ops.users")
+
+
+def test_inactive_user_loses_access(app_db, owner_db, world):
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.users set is_active = false where id = %s", (world.alice,))
+    with acting(app_db, Actor.user(world.alice)) as conn:
+        assert conn.execute("select count(*) as n from ops.projects").fetchone()["n"] == 0
+
+
+# What each role may do, with the least role that may do it (None: nobody).
+ACTIONS = {
+    "read the project": ("select 1 from ops.projects where id = %(shop)s", "viewer"),
+    "read run logs": ("select 1 from ops.build_logs(%(shop_dev_run)s)", "viewer"),
+    "rename the project": ("update ops.projects set name = 'New' where id = %(shop)s", "admin"),
+    "delete the project": ("delete from ops.projects where id = %(shop)s", "owner"),
+    "add a branch": ("insert into ops.branches (project_id, name) values (%(shop)s, 'feature')", "admin"),
+    "move a branch to staging": ("update ops.branches set stage = 'staging' where id = %(dev)s", "admin"),
+    "build a development branch": (f"select * from ops.enqueue_build(%(dev)s, '{SHA}')", "developer"),
+    "build the staging branch": (f"select * from ops.enqueue_build(%(staging)s, '{SHA}')", "admin"),
+    "build the production branch": (f"select * from ops.enqueue_build(%(main)s, '{SHA}')", "admin"),
+    "insert a development run directly": (
+        f"insert into ops.runs (project_id, branch_id, commit_sha) values (%(shop)s, %(dev)s, '{SHA}')", "developer"),
+    "cancel a development run": ("select * from ops.cancel_run(%(shop_dev_run)s)", "developer"),
+    "cancel a production run": ("select * from ops.cancel_run(%(shop_prod_run)s)", "admin"),
+    "claim a run as if a worker": ("update ops.runs set status = 'claimed' where id = %(shop_dev_run)s", None),
+    "delete a run": ("delete from ops.runs where id = %(shop_dev_run)s", "owner"),
+    "write a log line": ("insert into ops.run_events (run_id, seq, message) values (%(shop_dev_run)s, 9, 'x')", None),
+    "add a developer to the org": (
+        "insert into ops.org_members (org_id, user_id, role) values (%(acme)s, %(carol)s, 'developer')", "admin"),
+    "add an owner to the org": (
+        "insert into ops.org_members (org_id, user_id, role) values (%(acme)s, %(carol)s, 'owner')", "owner"),
+    "add a project member": (
+        "insert into ops.project_members (project_id, user_id, role) values (%(shop)s, %(carol)s, 'viewer')", "admin"),
+    "rename the org": ("update ops.orgs set name = 'New' where id = %(acme)s", "admin"),
+    "delete the org": ("delete from ops.orgs where id = %(acme)s", "owner"),
+    "create a project in the org": (
+        "insert into ops.projects (org_id, slug, name, repo_url) values (%(acme)s, 'new', 'New', 'r')", "admin"),
+}
+RANKS = ["viewer", "developer", "admin", "owner"]
+
+
+def allowed(role: str | None, least: str | None) -> bool:
+    return role is not None and least is not None and RANKS.index(role) >= RANKS.index(least)
+
+
+@pytest.mark.parametrize("role", RANKS + [None], ids=RANKS + ["stranger"])
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+def test_role_matrix(owner_db, app_db, role, action):
+    world = seed(owner_db, bob_role=role)
+    sql, least = ACTIONS[action]
+    args = {**params(world), "shop_prod_run": world.shop_runs["production"]}
+    result = outcome(app_db, Actor.user(world.bob), sql, args)
+    assert (result == "rows") == allowed(role, least), result
+
+
+def test_project_role_overrides_org_role(app_db, owner_db, world):
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.org_members set role = 'viewer' where user_id = %s", (world.bob,))
+        conn.execute("insert into ops.project_members values (%s, %s, 'admin')", (world.shop, world.bob))
+    sql = "update ops.branches set stage = 'staging' where id = %(dev)s"
+    assert outcome(app_db, Actor.user(world.bob), sql, params(world)) == "rows"
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.org_members set role = 'admin' where user_id = %s", (world.bob,))
+        conn.execute("update ops.project_members set role = 'viewer' where user_id = %s", (world.bob,))
+    assert outcome(app_db, Actor.user(world.bob), sql, params(world)) == "none"
+
+
+def test_admin_cannot_touch_owners(app_db, owner_db):
+    world = seed(owner_db, bob_role="admin")
+    demote = "update ops.org_members set role = 'viewer' where user_id = %(alice)s"
+    assert outcome(app_db, Actor.user(world.bob), demote, params(world)) == "none"
+    promote = "update ops.org_members set role = 'owner' where user_id = %(bob)s"
+    assert outcome(app_db, Actor.user(world.bob), promote, params(world)).startswith("refused")
+
+
+def test_last_owner_cannot_leave(app_db, world):
+    with acting(app_db, Actor.user(world.alice)) as conn:
+        with pytest.raises(psycopg.Error, match="at least one owner"):
+            conn.execute("delete from ops.org_members where user_id = %s", (world.alice,))
+
+
+def test_create_org_makes_the_caller_owner(app_db, world):
+    with acting(app_db, Actor.user(world.carol)) as conn:
+        org = conn.execute("select * from ops.create_org('carols', 'Carol''s')").fetchone()
+        role = conn.execute("select ops.org_role(%s) as r", (org["id"],)).fetchone()["r"]
+    assert role == "owner"
+    with acting(app_db, Actor("authenticated")) as conn, pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("select * from ops.create_org('nobody', 'x')")

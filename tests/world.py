@@ -1,0 +1,82 @@
+"""Two tenants to test isolation with: org `acme` (owner Alice, teammate Bob)
+and org `evil` (owner Eve, the stranger). Written as the owner role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@dataclass
+class World:
+    alice: UUID
+    bob: UUID
+    eve: UUID
+    carol: UUID         # in no org
+    acme: UUID
+    evil: UUID
+    shop: UUID          # acme's project
+    lab: UUID           # evil's project
+    main: UUID          # shop's production branch
+    staging: UUID
+    dev: UUID
+    shop_runs: dict     # stage -> run id (queued build)
+    lab_run: int
+    worker: UUID
+
+
+def _one(conn, sql: str, params: tuple = ()) -> dict:
+    return conn.execute(sql, params).fetchone()
+
+
+def _user(conn, email: str) -> UUID:
+    return _one(conn, "insert into ops.users (email, name) values (%s, %s) returning id", (email, email.split("@")[0]))["id"]
+
+
+def _project(conn, org: UUID, slug: str) -> UUID:
+    return _one(conn, "insert into ops.projects (org_id, slug, name, repo_url) values (%s, %s, %s, %s) returning id",
+                (org, slug, slug.title(), f"/srv/git/{slug}.git"))["id"]
+
+
+def _branch(conn, project: UUID, name: str, stage: str) -> UUID:
+    return _one(conn, "insert into ops.branches (project_id, name, stage) values (%s, %s, %s) returning id",
+                (project, name, stage))["id"]
+
+
+def _run(conn, project: UUID, branch: UUID, worker: UUID) -> int:
+    run = _one(conn, "insert into ops.runs (project_id, branch_id, commit_sha) values (%s, %s, %s) returning id",
+               (project, branch, SHA))["id"]
+    conn.execute("insert into ops.run_events (run_id, seq, message) values (%s, 1, 'hello'), (%s, 2, 'world')", (run, run))
+    conn.execute("insert into ops.artifacts (run_id, name, sha256, size, storage_uri) values (%s, 'log.txt', %s, 3, 'cas://x')",
+                 (run, "a" * 64))
+    return run
+
+
+def seed(owner_conninfo: str, bob_role: str | None = "developer") -> World:
+    with psycopg.connect(owner_conninfo, autocommit=True, row_factory=dict_row) as conn, conn.transaction():
+        alice, bob, eve, carol = (_user(conn, e) for e in
+                                  ("alice@acme.test", "bob@acme.test", "eve@evil.test", "carol@nowhere.test"))
+        acme = _one(conn, "insert into ops.orgs (slug, name) values ('acme', 'Acme') returning id")["id"]
+        evil = _one(conn, "insert into ops.orgs (slug, name) values ('evil', 'Evil') returning id")["id"]
+        conn.execute("insert into ops.org_members values (%s, %s, 'owner'), (%s, %s, 'owner')", (acme, alice, evil, eve))
+        if bob_role:
+            conn.execute("insert into ops.org_members values (%s, %s, %s)", (acme, bob, bob_role))
+        shop, lab = _project(conn, acme, "shop"), _project(conn, evil, "lab")
+        main, staging, dev = (_branch(conn, shop, n, s) for n, s in
+                              (("main", "production"), ("staging", "staging"), ("dev", "development")))
+        lab_main = _branch(conn, lab, "main", "production")
+        conn.execute("insert into ops.project_members values (%s, %s, 'owner'), (%s, %s, 'owner')",
+                     (shop, alice, lab, eve))
+        worker = _one(conn, "insert into ops.workers (hostname, pid, version) values ('h', 1, 'v') returning id")["id"]
+        shop_runs = {stage: _run(conn, shop, b, worker) for stage, b in
+                     (("production", main), ("staging", staging), ("development", dev))}
+        lab_run = _run(conn, lab, lab_main, worker)
+        for user in (alice, bob, eve):
+            conn.execute("insert into ops.api_tokens (user_id, name, token_hash) values (%s, 't', %s)",
+                         (user, f"hash-{user}"))
+    return World(alice, bob, eve, carol, acme, evil, shop, lab, main, staging, dev, shop_runs, lab_run, worker)
