@@ -63,12 +63,13 @@ def display_url(conninfo: str) -> str:
     return f"postgresql://{auth}@{netloc}/{quote(dbname, safe='')}{query}"
 
 
-async def prepare(settings: Settings) -> str:
-    """Start the server if embedded, migrate, provision the application role;
-    return the owner conninfo."""
+async def prepare(settings: Settings, *, always: bool = False) -> str:
+    """Start the server if embedded; migrate and provision the application role
+    when needed (or `always`); return the owner conninfo."""
     owner = owner_conninfo(settings)
-    await migrate.migrate(owner)
-    await migrate.ensure_app_role(owner, settings.app_role, app_password(settings).reveal())
+    if always or not await migrate.up_to_date(owner, settings.app_role):
+        await migrate.migrate(owner)
+        await migrate.ensure_app_role(owner, settings.app_role, app_password(settings).reveal())
     return owner
 
 

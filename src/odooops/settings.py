@@ -40,7 +40,7 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("odooops", appauthor=False))
 
 
-# name, default, meaning: the README's configuration table is made from this.
+# Every setting, with its default and meaning; a test holds the README to this list.
 DOCUMENTED = [
     ("ODOOOPS_DATA_DIR", "<user data dir>/odooops", "Where OdooOps keeps the embedded PostgreSQL, generated secrets and artifacts."),
     ("ODOOOPS_DATABASE_URL", "(embedded)", "PostgreSQL 14+ URL of the owner role (runs migrations). Unset: an embedded server in the data dir."),
@@ -48,6 +48,7 @@ DOCUMENTED = [
     ("ODOOOPS_APP_PASSWORD", "(generated)", "Password of the application role. Unset: generated once and kept in the data dir."),
     ("ODOOOPS_POOL_SIZE", "10", "Largest number of database connections one process opens."),
     ("ODOOOPS_AS", "(none)", "Email of the user the CLI acts as, under row-level security. Unset: the local operator (service_role)."),
+    ("ODOOOPS_DEMO", "(off)", "`odooops up --demo`: also create the demo project."),
 ]
 
 

@@ -19,7 +19,7 @@ def migrate_cmd() -> None:
     s = settings()
     owner = runtime.owner_conninfo(s)
     applied = asyncio.run(migrate.migrate(owner))
-    asyncio.run(migrate.ensure_app_role(owner, s.app_role, runtime.app_password(s).reveal()))
+    asyncio.run(migrate.ensure_app_role(owner, s.app_role, runtime.app_password(s).reveal()))  # password may have changed
     if applied:
         for name in applied:
             out.print(f"[green]applied[/] {name}")

@@ -29,7 +29,7 @@ async def _serve(demo_project: bool) -> None:
     s = settings()
     kind = "external" if s.database_url else f"embedded in {s.data_dir}"
     with out.status("starting the database and migrating…"):
-        owner = await runtime.prepare(s)
+        owner = await runtime.prepare(s, always=True)
     async with runtime.database(s) as db:
         if demo_project:
             name = await demo.create(db, s.data_dir)

@@ -98,6 +98,16 @@ async def status(owner_conninfo: str, migrations: list[Migration] | None = None)
         return _compare(available() if migrations is None else migrations, await _applied(conn))
 
 
+async def up_to_date(owner_conninfo: str, app_role: str) -> bool:
+    """Whether every migration is applied and the application role exists: one
+    cheap look, so that ordinary commands need not take the migration lock."""
+    conn = await _connect(owner_conninfo)
+    async with conn:
+        states = _compare(available(), await _applied(conn))
+        role = await (await conn.execute("select 1 from pg_roles where rolname = %s", (app_role,))).fetchone()
+    return role is not None and all(s.state == "applied" for s in states)
+
+
 async def _check_owner(conn: psycopg.AsyncConnection) -> None:
     row = await (await conn.execute(
         "select rolsuper or rolbypassrls as ok from pg_roles where rolname = current_user")).fetchone()

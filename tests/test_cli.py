@@ -1,0 +1,170 @@
+"""The real `odooops` command in a subprocess: happy paths and error paths."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from conftest import owner_conn
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout
+
+
+def fails(result: subprocess.CompletedProcess, message: str) -> None:
+    assert result.returncode != 0, result.stdout
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def git(repo, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A real git repository with a main and a feature branch."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("hello\n")
+    git(path, "add", "-A")
+    git(path, "-c", "user.name=t", "-c", "user.email=t@t.test", "commit", "-q", "-m", "first")
+    git(path, "branch", "feature-x")
+    return path
+
+
+@pytest.fixture
+def acme(cli, repo):
+    ok(cli("user", "create", "alice@acme.test", "--name", "Alice", "--password-stdin", input="correct horse battery\n"))
+    ok(cli("user", "create", "bob@acme.test", "--no-password"))
+    ok(cli("user", "create", "eve@evil.test", "--no-password"))
+    ok(cli("org", "create", "acme", "--name", "Acme", "--owner", "alice@acme.test"))
+    ok(cli("org", "create", "evil", "--owner", "eve@evil.test"))
+    ok(cli("member", "add", "acme", "bob@acme.test", "--role", "developer"))
+    ok(cli("project", "create", "acme/shop", "--repo", str(repo), "--odoo-version", "17.0"))
+    return repo
+
+
+def test_happy_path(cli, acme, owner_db):
+    out = ok(cli("branch", "add", "acme/shop", "feature-x"))
+    assert "feature-x" in out
+    out = ok(cli("branch", "set-stage", "acme/shop", "feature-x", "staging"))
+    assert "staging" in out
+    out = ok(cli("build", "trigger", "acme/shop", "main"))
+    head = git(acme, "rev-parse", "main")
+    assert head[:10] in out
+    listed = ok(cli("builds", "acme/shop"))
+    assert head[:10] in listed and "queued" in listed
+    projects = ok(cli("projects"))
+    assert "acme/shop" in projects
+    branches = ok(cli("branch", "list", "acme/shop"))
+    assert "main" in branches and "production" in branches and "feature-x" in branches
+    with owner_conn(owner_db) as conn:
+        run = conn.execute("select * from ops.runs").fetchone()
+        conn.execute("insert into ops.run_events (run_id, seq, level, phase, message) values "
+                     "(%s, 1, 'info', 'checkout', 'cloning [repo]'), (%s, 2, 'error', 'test', 'boom')",
+                     (run["id"], run["id"]))
+    log = ok(cli("logs", str(run["id"])))
+    assert "cloning [repo]" in log and "boom" in log
+    assert "canceled" in ok(cli("run", "cancel", str(run["id"])))
+    assert run["commit_sha"] == head and run["priority"] == 310
+
+
+def test_password_is_hashed_with_argon2(cli, acme, owner_db):
+    with owner_conn(owner_db) as conn:
+        hashed = conn.execute("select password_hash from ops.users where email = 'alice@acme.test'").fetchone()
+    assert hashed["password_hash"].startswith("$argon2id$")
+    assert "correct horse" not in hashed["password_hash"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["org", "create", "acme"], "an org with that slug already exists"),
+    (["org", "create", "Not A Slug"], "an org slug is 1-63 lowercase letters"),
+    (["user", "create", "alice@ACME.test", "--no-password"], "a user with that email already exists"),
+    (["user", "create", "not-an-email", "--no-password"], "not a valid email address"),
+    (["project", "create", "acme/shop", "--repo", "x"], "that org already has a project with that slug"),
+    (["project", "create", "nope/shop", "--repo", "x"], "no org 'nope'"),
+    (["project", "create", "shop", "--repo", "x"], "name a project as ORG/PROJECT"),
+    (["project", "create", "acme/x", "--repo", "x", "--odoo-version", "latest"], "an Odoo version looks like 17.0"),
+    (["branch", "add", "acme/shop", "main"], "already has a branch with that name"),
+    (["branch", "add", "acme/shop", "bad..name"], "not a valid git branch name"),
+    (["branch", "add", "acme/shop", "x", "--stage", "prod"], "a stage is one of"),
+    (["branch", "add", "acme/shop", "second", "--stage", "production"], "exactly one production branch"),
+    (["branch", "list", "acme/nope"], "no project 'acme/nope'"),
+    (["build", "trigger", "acme/shop", "nope"], "project has no branch 'nope'"),
+    (["build", "trigger", "acme/shop", "main", "--commit", "xyz"], "a commit is 7 to 64 hexadecimal characters"),
+    (["member", "add", "acme", "nobody@acme.test"], "no user with email nobody@acme.test"),
+    (["member", "add", "acme", "eve@evil.test", "--role", "king"], "a role is one of"),
+    (["member", "add", "acme", "bob@acme.test"], "already a member of the org"),
+    (["logs", "999"], "run 999 not found"),
+    (["run", "cancel", "999"], "run 999 not found"),
+])
+def test_bad_input_says_why_and_exits_non_zero(cli, acme, args, message):
+    fails(cli(*args), message)
+
+
+def test_stage_rules(cli, acme):
+    ok(cli("branch", "add", "acme/shop", "feature-x"))
+    fails(cli("branch", "set-stage", "acme/shop", "feature-x", "production"),
+          "cannot go from development to production")
+    fails(cli("branch", "set-stage", "acme/shop", "main", "staging"), "production cannot be moved")
+    ok(cli("branch", "set-stage", "acme/shop", "feature-x", "staging"))
+    fails(cli("branch", "set-stage", "acme/shop", "feature-x", "production"), "exactly one production branch")
+
+
+def test_unreadable_repository_asks_for_a_commit(cli, acme, tmp_path):
+    ok(cli("project", "create", "acme/ghost", "--repo", str(tmp_path / "missing")))
+    fails(cli("build", "trigger", "acme/ghost", "main"), "cannot read branch 'main'")
+
+
+def test_finished_run_cannot_be_canceled_again(cli, acme):
+    ok(cli("build", "trigger", "acme/shop", "main"))
+    ok(cli("run", "cancel", "1"))
+    fails(cli("run", "cancel", "1"), "run 1 has already finished: it is canceled")
+
+
+def test_nothing_half_written(cli, acme, owner_db):
+    # the project insert succeeds, then its production branch is refused: neither remains
+    fails(cli("project", "create", "acme/half", "--repo", "x", "--default-branch", "bad..name"),
+          "not a valid git branch name")
+    with owner_conn(owner_db) as conn:
+        assert conn.execute("select count(*) as n from ops.projects where slug = 'half'").fetchone()["n"] == 0
+
+
+def test_acting_as_a_user_obeys_row_level_security(cli, acme):
+    ok(cli("branch", "add", "acme/shop", "feature-x"))
+    as_bob = {"ODOOOPS_AS": "bob@acme.test"}
+    assert "queued" in ok(cli("build", "trigger", "acme/shop", "feature-x", env=as_bob))
+    fails(cli("build", "trigger", "acme/shop", "main", env=as_bob),
+          "your role in this project cannot start builds on production branches")
+    fails(cli("branch", "set-stage", "acme/shop", "feature-x", "staging", env=as_bob),
+          "your role in this project cannot change stages")
+    as_eve = {"ODOOOPS_AS": "eve@evil.test"}
+    assert "acme/shop" not in ok(cli("projects", env=as_eve))
+    fails(cli("builds", "acme/shop", env=as_eve), "no project 'acme/shop'")
+    fails(cli("logs", "1", env=as_eve), "run 1 not found")
+    fails(cli("run", "cancel", "1", env=as_eve), "run 1 not found")
+    fails(cli("--as", "nobody@x.test", "projects"), "no user with email nobody@x.test")
+
+
+def test_db_commands(cli):
+    assert "nothing to migrate" in ok(cli("db", "migrate"))
+    status = ok(cli("db", "status"))
+    assert "0001_schema" in status and "applied" in status and "pending" not in status
+    assert ok(cli("db", "url")).startswith("postgresql://")
+    fails(cli("db", "stop"), "ODOOOPS_DATABASE_URL is set")
+
+
+def test_unreachable_database_is_a_clear_error(cli, tmp_path):
+    result = cli("projects", env={"ODOOOPS_DATABASE_URL": f"postgresql://x@/db?host={tmp_path}&connect_timeout=2"})
+    fails(result, "the database cannot be reached")
+
+
+def test_help_everywhere(cli):
+    for args in (["--help"], ["db", "--help"], ["branch", "set-stage", "--help"], ["build", "trigger", "--help"]):
+        assert "Usage" in ok(cli(*args))
