@@ -16,6 +16,7 @@ ALLOWED = {
     ("awaiting_authorization", "queued"), ("awaiting_authorization", "canceled"),
     ("queued", "claimed"), ("queued", "canceled"), ("queued", "superseded"),
     ("claimed", "running"), ("claimed", "queued"), ("claimed", "canceled"),
+    ("claimed", "failed"),  # added with the queue: the reaper gives up on a claim that never started
     ("running", "succeeded"), ("running", "failed"), ("running", "canceled"), ("running", "queued"),
 }
 # How to bring a new run to each status along allowed transitions.
