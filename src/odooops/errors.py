@@ -58,6 +58,12 @@ class RuleViolation(Conflict):
     code = "rule_violation"
 
 
+class LeaseLost(Conflict):
+    """This worker no longer holds the run: it was canceled, reaped or finished."""
+
+    code = "lease_lost"
+
+
 class DatabaseUnavailable(OpsError):
     """The database cannot be reached."""
 

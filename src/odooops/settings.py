@@ -9,6 +9,8 @@ from pathlib import Path
 
 import platformdirs
 
+from odooops.errors import InvalidInput
+
 
 class Secret:
     """A value that never shows itself in logs, reprs or tracebacks."""
@@ -49,6 +51,14 @@ DOCUMENTED = [
     ("ODOOOPS_POOL_SIZE", "10", "Largest number of database connections one process opens."),
     ("ODOOOPS_AS", "(none)", "Email of the user the CLI acts as, under row-level security. Unset: the local operator (service_role)."),
     ("ODOOOPS_DEMO", "(off)", "`odooops up --demo`: also create the demo project."),
+    ("ODOOOPS_RUNNER_CONCURRENCY", "2", "How many runs one runner executes at once."),
+    ("ODOOOPS_RUNNER_KINDS", "build", "Comma-separated kinds of run a runner claims."),
+    ("ODOOOPS_POLL_SECONDS", "2", "How often an idle runner looks for work when no notification woke it."),
+    ("ODOOOPS_HEARTBEAT_SECONDS", "5", "How often a runner renews its leases and reaps those of dead workers."),
+    ("ODOOOPS_LEASE_SECONDS", "30", "How long a claim lasts without a heartbeat before another runner may take the run."),
+    ("ODOOOPS_SHUTDOWN_GRACE_SECONDS", "30", "On SIGTERM, how long running phases may take before their runs are handed back."),
+    ("ODOOOPS_RETRY_BASE_SECONDS", "5", "Backoff before the first retry of a run whose worker was lost; doubles each attempt."),
+    ("ODOOOPS_RETRY_CAP_SECONDS", "300", "Longest backoff between retries."),
 ]
 
 
@@ -60,6 +70,14 @@ class Settings:
     app_password: Secret | None = None
     pool_size: int = 10
     acting_as: str | None = None
+    runner_concurrency: int = 2
+    runner_kinds: tuple[str, ...] = ("build",)
+    poll_seconds: float = 2.0
+    heartbeat_seconds: float = 5.0
+    lease_seconds: int = 30
+    grace_seconds: float = 30.0
+    retry_base_seconds: int = 5
+    retry_cap_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,19 +87,32 @@ class Settings:
             database_url=_secret("ODOOOPS_DATABASE_URL"),
             app_role=env.get("ODOOOPS_APP_ROLE") or "odooops_app",
             app_password=_secret("ODOOOPS_APP_PASSWORD"),
-            pool_size=_positive_int(env.get("ODOOOPS_POOL_SIZE"), 10, "ODOOOPS_POOL_SIZE"),
+            pool_size=_number(env, "ODOOOPS_POOL_SIZE", 10, int),
             acting_as=env.get("ODOOOPS_AS") or None,
+            runner_concurrency=_number(env, "ODOOOPS_RUNNER_CONCURRENCY", 2, int),
+            runner_kinds=tuple(k.strip() for k in env.get("ODOOOPS_RUNNER_KINDS", "build").split(",") if k.strip()),
+            poll_seconds=_number(env, "ODOOOPS_POLL_SECONDS", 2.0, float),
+            heartbeat_seconds=_number(env, "ODOOOPS_HEARTBEAT_SECONDS", 5.0, float),
+            lease_seconds=_number(env, "ODOOOPS_LEASE_SECONDS", 30, int),
+            grace_seconds=_number(env, "ODOOOPS_SHUTDOWN_GRACE_SECONDS", 30.0, float),
+            retry_base_seconds=_number(env, "ODOOOPS_RETRY_BASE_SECONDS", 5, int, minimum=0),
+            retry_cap_seconds=_number(env, "ODOOOPS_RETRY_CAP_SECONDS", 300, int, minimum=0),
         )
 
     def with_overrides(self, **values: object) -> Settings:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
-def _positive_int(raw: str | None, default: int, name: str) -> int:
-    from odooops.errors import InvalidInput
-
+def _number(env, name: str, default, kind, minimum=None):
+    """A positive number (or at least `minimum`) from the environment."""
+    raw = env.get(name)
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise InvalidInput(f"{name} must be a positive whole number, not {raw!r}")
-    return int(raw)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    low = minimum if minimum is not None else 0
+    if value is None or value < low or (minimum is None and value == 0):
+        raise InvalidInput(f"{name} must be a {'positive ' if minimum is None else ''}number, not {raw!r}")
+    return value

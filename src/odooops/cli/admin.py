@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Annotated
 
@@ -163,20 +164,42 @@ def builds(
 
 
 LEVEL_STYLE = {"debug": "dim", "warning": "yellow", "error": "red", "critical": "bold red"}
+FINAL = {"succeeded", "failed", "canceled", "superseded"}
+
+
+def _print_events(events: list[dict]) -> None:
+    for e in events:
+        line = f"{e['seq']:>6} {e['ts']:%H:%M:%S} {e['phase'] or '-':<10} {e['message']}"
+        out.print(Text(line, style=LEVEL_STYLE.get(e["level"], "")), soft_wrap=True)
+
+
+async def _follow(runs: Runs, run_id: int, after: int) -> dict:
+    """Print lines as they come until the run has ended and all are shown."""
+    while True:
+        ended = (await runs.get(run_id))["status"] in FINAL
+        while events := await runs.logs(run_id, after, 5000):
+            _print_events(events)
+            after = events[-1]["seq"]
+        if ended:
+            return await runs.get(run_id)
+        await asyncio.sleep(0.2)
 
 
 def logs(
     run_id: int,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")] = False,
     after: Annotated[int, typer.Option(help="Start after this line number.")] = 0,
-    limit: Annotated[int, typer.Option(min=1, max=10000, help="How many lines.")] = 1000,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="How many lines (without --follow).")] = 1000,
 ) -> None:
     """Print a run's log."""
+    if follow:
+        final = run(lambda db, actor: _follow(Runs(db, actor), run_id, after))
+        err.print(f"run {run_id} {status(final['status'])}" + (f": {final['error']}" if final["error"] else ""))
+        return
     events = run(lambda db, actor: Runs(db, actor).logs(run_id, after, limit))
     if not events:
         err.print(f"run {run_id} has no log lines after line {after}")
-    for e in events:
-        line = f"{e['seq']:>6} {e['ts']:%H:%M:%S} {e['phase'] or '-':<10} {e['message']}"
-        out.print(Text(line, style=LEVEL_STYLE.get(e["level"], "")), soft_wrap=True)
+    _print_events(events)
 
 
 @run_app.command("cancel")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Annotated
 
 import typer
 
 from odooops import __version__, demo, runtime
 from odooops.cli.context import out, settings
+from odooops.cli.runner import stop_on_signals
 from odooops.db import Actor, embedded
 from odooops.managers.projects import Projects
 
@@ -38,14 +38,9 @@ async def _serve(demo_project: bool) -> None:
         out.print(f"[green]●[/] OdooOps {__version__} is up — PostgreSQL {kind}, schema migrated, "
                   f"{len(projects)} project(s).")
         out.print(f"  database: {runtime.display_url(owner).split('@')[-1]}")
+        worker = runtime.runner(s, db)
+        out.print(f"  runner: {s.runner_concurrency} slot(s) for {', '.join(s.runner_kinds)} runs "
+                  f"({worker.executor.name} executor{', sandboxed' if getattr(worker.executor, 'sandboxed', False) else ''})")
         out.print("  Press Ctrl-C to stop.")
-        await _until_stopped()
-
-
-async def _until_stopped() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    out.print("stopping…")
+        await worker.run(stop_on_signals(worker))
+        out.print("stopped the runner")

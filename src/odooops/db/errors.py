@@ -11,6 +11,7 @@ from odooops.errors import (
     Forbidden,
     InvalidInput,
     InvalidTransition,
+    LeaseLost,
     NotFound,
     OpsError,
     RuleViolation,
@@ -43,6 +44,7 @@ _BY_SQLSTATE: dict[str, type[OpsError]] = {
     "OP001": InvalidTransition,
     "OP002": NotFound,
     "OP003": RuleViolation,
+    "OP004": LeaseLost,
     "42501": Forbidden,
 }
 

@@ -1,0 +1,70 @@
+"""The queue as runners and operators use it. Runner calls carry the run's
+attempt, the fencing token the database checks on every write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from odooops.db import queries_beside
+from odooops.managers import Manager
+
+Q = queries_beside(__file__)
+
+
+class Queue(Manager):
+    async def register_worker(self, hostname: str, pid: int, version: str, capacity: int,
+                              kinds: Sequence[str] | None) -> dict:
+        return await self.one(Q["register_worker"], {"hostname": hostname, "pid": pid, "version": version,
+                                                     "capacity": capacity, "kinds": list(kinds) if kinds else None})
+
+    async def deregister_worker(self, worker_id: UUID) -> None:
+        await self.one(Q["deregister_worker"], {"worker_id": worker_id})
+
+    async def claim(self, worker_id: UUID, kinds: Sequence[str] | None = None, lease_seconds: int = 30,
+                    limit: int = 1) -> list[dict]:
+        return await self.all(Q["claim"], {"worker_id": worker_id, "kinds": list(kinds) if kinds else None,
+                                           "lease_seconds": lease_seconds, "limit": limit})
+
+    async def start(self, run_id: int, attempt: int) -> dict:
+        return await self.one(Q["start"], {"run_id": run_id, "attempt": attempt})
+
+    async def finish(self, run_id: int, attempt: int, status: str, result: str | None = None,
+                     exit_code: int | None = None, error: str | None = None) -> dict:
+        return await self.one(Q["finish"], {"run_id": run_id, "attempt": attempt, "status": status,
+                                            "result": result, "exit_code": exit_code, "error": error})
+
+    async def heartbeat(self, worker_id: UUID, runs: Sequence[int], lease_seconds: int = 30) -> list[int]:
+        rows = await self.all(Q["heartbeat"], {"worker_id": worker_id, "runs": list(runs),
+                                               "lease_seconds": lease_seconds})
+        return [r["run_id"] for r in rows]
+
+    async def reap(self, base_seconds: int = 5, cap_seconds: int = 300) -> list[dict]:
+        return await self.all(Q["reap"], {"base_seconds": base_seconds, "cap_seconds": cap_seconds})
+
+    async def enqueue(self, project_id: UUID, kind: str, params: dict | None = None, priority: int = 0) -> dict:
+        return await self.one(Q["enqueue"], {"project_id": project_id, "kind": kind,
+                                             "params": Jsonb(params or {}), "priority": priority})
+
+    async def enqueue_many(self, project_id: UUID, kind: str, params: Sequence[dict], priority: int = 0) -> int:
+        """Queue many runs of one kind in one statement (one wake-up for all)."""
+        async with self.tx() as conn:
+            cur = await conn.execute(Q["enqueue_many"], {"project_id": project_id, "kind": kind, "priority": priority,
+                                                         "params": [Jsonb(p) for p in params]})
+            await conn.execute(Q["notify_many"])
+            return cur.rowcount
+
+    async def queue(self) -> list[dict]:
+        return await self.all(Q["queue"])
+
+    async def workers(self) -> list[dict]:
+        return await self.all(Q["workers"])
+
+    async def authorize(self, run_id: int) -> dict:
+        return await self.one(Q["authorize"], {"run_id": run_id})
+
+    async def run_context(self, run_id: int) -> dict | None:
+        """A run with what executing it needs to know of its project and branch."""
+        return await self.one(Q["run_settings"], {"run_id": run_id})

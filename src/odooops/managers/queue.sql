@@ -1,0 +1,46 @@
+-- name: register_worker
+select * from ops.register_worker(%(hostname)s, %(pid)s, %(version)s, %(capacity)s, %(kinds)s);
+
+-- name: deregister_worker
+select ops.deregister_worker(%(worker_id)s);
+
+-- name: claim
+select * from ops.claim_next_run(%(worker_id)s, %(kinds)s, %(lease_seconds)s, %(limit)s);
+
+-- name: start
+select * from ops.start_run(%(run_id)s, %(attempt)s);
+
+-- name: finish
+select * from ops.finish_run(%(run_id)s, %(attempt)s, %(status)s, %(result)s, %(exit_code)s, %(error)s);
+
+-- name: heartbeat
+select h as run_id from ops.heartbeat(%(worker_id)s, %(runs)s, %(lease_seconds)s) as h;
+
+-- name: reap
+select * from ops.reap_expired(%(base_seconds)s, %(cap_seconds)s);
+
+-- name: enqueue
+select * from ops.enqueue_run(%(project_id)s, %(kind)s, %(params)s, %(priority)s);
+
+-- name: enqueue_many
+insert into ops.runs (kind, project_id, params, priority, trigger)
+select %(kind)s, %(project_id)s, p, %(priority)s, 'api' from unnest(%(params)s::jsonb[]) as p
+returning id;
+
+-- name: notify_many
+select pg_notify('ops_runs', 'batch');
+
+-- name: queue
+select * from ops.queue();
+
+-- name: workers
+select w.*, (select count(*) from ops.runs r where r.worker_id = w.id and r.status in ('claimed', 'running')) as busy
+  from ops.workers w order by w.started_at;
+
+-- name: authorize
+select * from ops.authorize_run(%(run_id)s);
+
+-- name: run_settings
+select r.*, p.settings as project_settings, p.repo_url, p.odoo_version, b.name as branch_name, b.stage
+  from ops.runs r join ops.projects p on p.id = r.project_id left join ops.branches b on b.id = r.branch_id
+ where r.id = %(run_id)s;

@@ -1,0 +1,1 @@
+"""The runner: claims runs from the queue and executes them."""

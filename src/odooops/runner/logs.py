@@ -1,0 +1,107 @@
+"""A run's log on its way to the database: lines are masked, levelled,
+numbered and written in batches (COPY) every 100 ms, and kept whole in a file
+that becomes the run's log artifact."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from odooops.errors import LeaseLost, OpsError
+from odooops.managers.events import Events
+
+log = logging.getLogger(__name__)
+FLUSH_SECONDS = 0.1
+MAX_BATCH = 20000
+MASK = "********"
+# Odoo's format: "2024-05-01 12:00:00,123 42 WARNING db odoo.x: message"; Python's logging too.
+_LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b[: ]")
+_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "WARN": "warning",
+           "ERROR": "error", "CRITICAL": "critical"}
+
+
+def level_of(line: str) -> str:
+    if line.startswith("Traceback (most recent call last)"):
+        return "error"
+    match = _LEVEL.search(line, 0, 120)
+    return _LEVELS[match.group(1)] if match else "info"
+
+
+class Masker:
+    def __init__(self, secrets: list[str]):
+        # longest first, so a secret containing another is masked whole
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+class LogSink:
+    def __init__(self, events: Events, run_id: int, attempt: int, first_seq: int, log_file: Path, masker: Masker):
+        self._events = events
+        self._run_id = run_id
+        self._attempt = attempt
+        self._seq = first_seq
+        self._file = log_file.open("a", encoding="utf-8")
+        self._mask = masker
+        self._rows: list[tuple] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._closing = False
+        self.phase: str | None = None
+        self.lost: LeaseLost | None = None
+
+    def lines(self, stream: str, lines: list[str], level: str | None = None) -> None:
+        """Take lines printed by a phase (or, with stream 'system', by the runner)."""
+        ts = datetime.now(timezone.utc)
+        rows, seq = self._rows, self._seq
+        for line in lines:
+            line = self._mask(line)
+            self._file.write(line + "\n")
+            rows.append((self._run_id, self._attempt, seq, ts, level or level_of(line), self.phase, stream, line))
+            seq += 1
+        self._seq = seq
+        if len(rows) >= MAX_BATCH:
+            self._wake.set()
+
+    def system(self, message: str, level: str = "info") -> None:
+        self.lines("system", [message], level)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while not self._closing:
+            try:
+                await asyncio.wait_for(self._wake.wait(), FLUSH_SECONDS)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._rows or self.lost:
+            return
+        rows, self._rows = self._rows, []
+        try:
+            await self._events.append(rows)
+        except LeaseLost as exc:
+            self.lost = exc
+        except OpsError as exc:  # the database is away: keep the lines for the next try
+            log.warning("run %s: log lines not written yet (%s)", self._run_id, exc)
+            self._rows = rows + self._rows
+
+    async def close(self) -> None:
+        """Write what is left; a flush under way is let finish, not cut."""
+        self._closing = True
+        self._wake.set()
+        if self._task:
+            await self._task
+        await self.flush()
+        self._file.close()

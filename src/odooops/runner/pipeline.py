@@ -1,0 +1,244 @@
+"""A build as a pipeline of phases: checkout, install, then the recipe's.
+A failed phase stops the pipeline; the phases after it are recorded skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from odooops.errors import InvalidInput
+from odooops.runner import recipe as recipes
+from odooops.runner.executor import Command, Executor, Limits, Process
+from odooops.runner.logs import LogSink
+
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true"}
+
+
+@dataclass
+class Job:
+    """A claimed run as the runner holds it; `abort` stops it at once,
+    `stop_after_phase` at the next phase boundary (graceful shutdown)."""
+
+    run: dict
+    workdir: Path
+    sink: LogSink
+    env: dict[str, str] = field(default_factory=dict)
+    abort_reason: str | None = None
+    stop_after_phase: bool = False
+    current: Process | None = None
+
+    @property
+    def id(self) -> int:
+        return self.run["id"]
+
+    @property
+    def attempt(self) -> int:
+        return self.run["attempt"]
+
+    def abort(self, reason: str) -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+        if self.current is not None:
+            self.current.kill()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str           # succeeded | failed | canceled | queued
+    result: str | None    # ok | warn | ko
+    error: str | None = None
+    exit_code: int | None = None
+
+
+PhaseFn = Callable[[], Awaitable[int]]
+
+
+class BuildPipeline:
+    def __init__(self, job: Job, executor: Executor, data_dir: Path, limits: Limits):
+        self.job = job
+        self.executor = executor
+        self.data_dir = data_dir
+        self.limits = limits
+        self.src = job.workdir / "src"
+        self.artifacts = job.workdir / "artifacts"
+        self.venv: Path | None = None
+
+    async def run(self) -> Outcome:
+        for d in (self.artifacts, self.job.workdir / "home", self.job.workdir / "tmp"):
+            d.mkdir(parents=True, exist_ok=True)
+        if not await self._phase("checkout", self._checkout):
+            return self._stopped("checkout", [])
+        try:
+            recipe = recipes.load(self.src)
+        except InvalidInput as exc:
+            self.job.sink.system(str(exc), "error")
+            return Outcome("failed", "ko", str(exc))
+        later = ["install", *(p.name for p in recipe.phases)]
+        if not await self._phase("install", lambda: self._install(recipe.requirements)):
+            return self._stopped("install", later[1:])
+        for i, phase in enumerate(recipe.phases):
+            if self.job.stop_after_phase:
+                return self._stopped(None, later[1 + i:])
+            if not await self._phase(phase.name, lambda p=phase: self._recipe_phase(p)):
+                return self._stopped(phase.name, later[2 + i:])
+        return Outcome("succeeded", "ok", exit_code=0)
+
+    def _stopped(self, failed: str | None, skipped: list[str]) -> Outcome:
+        for name in skipped:
+            self.job.sink.system(f"phase {name} skipped", "info")
+            self.job.sink.phase = None
+        reason = self.job.abort_reason
+        if reason == "timeout":
+            return Outcome("failed", "ko", "timeout")
+        if reason in ("canceled", "lease lost"):
+            return Outcome("canceled", None, reason)
+        if reason == "shutdown" or (failed is None and self.job.stop_after_phase):
+            return Outcome("queued", None, "handed back: the worker shut down")
+        return Outcome("failed", "ko", f"phase {failed} failed", self._exit_code)
+
+    _exit_code: int | None = None
+
+    async def _phase(self, name: str, fn: PhaseFn) -> bool:
+        sink = self.job.sink
+        sink.phase = name
+        sink.system(f"phase {name} started")
+        began = time.monotonic()
+        try:
+            code = await fn()
+        except InvalidInput as exc:
+            sink.system(str(exc), "error")
+            code = -1
+        took = time.monotonic() - began
+        ok = code == 0 and self.job.abort_reason is None
+        verdict = "succeeded" if ok else (self.job.abort_reason or f"failed with exit code {code}")
+        sink.lines("system", [f"phase {name} {verdict} in {took:.1f} s"], "info" if ok else "error")
+        sink.phase = None
+        if not ok:
+            self._exit_code = code
+        return ok
+
+    async def _exec(self, command: Command, timeout: float | None = None) -> int:
+        if self.job.abort_reason:
+            return -1
+        sink = self.job.sink
+        process = await self.executor.start(command, sink.lines)
+        self.job.current = process
+        try:
+            if timeout is None:
+                return await process.wait()
+            try:
+                return await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(process.wait())), timeout)
+            except TimeoutError:
+                sink.system(f"phase timed out after {timeout:g} s", "error")
+                process.kill()
+                await process.wait()
+                return -9
+        finally:
+            self.job.current = None
+
+    def _command(self, argv: list[str], *, cwd: Path, env: dict[str, str] | None = None, network: bool = False,
+                 sandbox: bool = True) -> Command:
+        work = self.job.workdir
+        env = {**self.job.env, **(env or {}), "HOME": str(work / "home"), "TMPDIR": str(work / "tmp"),
+               "ODOOOPS_ARTIFACTS": str(self.artifacts)}
+        readable = (self.venv,) if self.venv else ()
+        if self.venv:
+            env["PATH"] = f"{self.venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+            env["VIRTUAL_ENV"] = str(self.venv)
+        return Command(argv, cwd, env, network=network, sandbox=sandbox, writable=(work,),
+                       readable=readable, hidden=(self.data_dir,), limits=self.limits)
+
+    # checkout: a bare mirror per repository, fetched, then a shared clone at the commit
+
+    async def _checkout(self) -> int:
+        repo, sha = self.job.run["repo_url"], self.job.run["commit_sha"]
+        mirror = self.data_dir / "git" / (hashlib.sha256(repo.encode()).hexdigest()[:24] + ".git")
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        git = lambda *a, cwd=self.job.workdir: self._command(  # noqa: E731
+            ["git", *a], cwd=cwd, env=GIT_ENV, network=True, sandbox=False)
+        async with _locked(mirror.with_suffix(".lock")):
+            if not (mirror / "HEAD").exists():
+                self.job.sink.system(f"mirroring {repo}")
+                code = await self._exec(git("clone", "--mirror", "--quiet", "--", repo, str(mirror)))
+            else:
+                code = await self._exec(git("--git-dir", str(mirror), "fetch", "--prune", "--quiet", "origin"))
+            if code != 0:
+                return code
+        code = await self._exec(git("clone", "--quiet", "--shared", "--no-checkout", str(mirror), str(self.src)))
+        if code == 0:
+            code = await self._exec(git("checkout", "--quiet", "--detach", sha, cwd=self.src))
+        if code == 0 and (self.src / ".gitmodules").exists():
+            code = await self._exec(git("submodule", "update", "--init", "--recursive", "--quiet", cwd=self.src))
+        if code == 0:
+            self.job.sink.system(f"checked out {sha[:12]}")
+        return code
+
+    # install: a virtualenv per hash of the requirements files, reused between builds
+
+    async def _install(self, requirement_files: list[str]) -> int:
+        present = [self.src / f for f in requirement_files if (self.src / f).is_file()]
+        if not present:
+            self.job.sink.system("no requirements file: nothing to install")
+            return 0
+        h = hashlib.sha256(sys.version.encode())
+        for path in present:
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        venv = self.data_dir / "venvs" / h.hexdigest()[:24]
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        async with _locked(venv.with_suffix(".lock")):
+            if (venv / ".complete").exists():
+                self.job.sink.system(f"reusing virtualenv {venv.name}")
+                self.venv = venv
+                return 0
+            code = await self._make_venv(venv, present)
+        if code == 0:
+            self.venv = venv
+        return code
+
+    async def _make_venv(self, venv: Path, requirements: list[Path]) -> int:
+        """Made where it stays (a venv's scripts name its path), under the lock;
+        `.complete` is written last, so a half-made one is never reused."""
+        self.job.sink.system(f"creating virtualenv {venv.name}")
+        shutil.rmtree(venv, ignore_errors=True)
+        cmd = lambda argv: self._command(argv, cwd=self.src, network=True, sandbox=False)  # noqa: E731
+        code = await self._exec(cmd([sys.executable, "-m", "venv", str(venv)]))
+        for req in requirements:
+            if code == 0:
+                code = await self._exec(cmd([str(venv / "bin" / "python"), "-m", "pip", "install",
+                                             "--disable-pip-version-check", "--no-input", "-r", str(req)]))
+        if code == 0:
+            (venv / ".complete").touch()
+        else:
+            shutil.rmtree(venv, ignore_errors=True)
+        return code
+
+    async def _recipe_phase(self, phase: recipes.Phase) -> int:
+        self.job.sink.system(f"$ {recipes.describe(phase)}")
+        return await self._exec(self._command(phase.argv, cwd=self.src, env=phase.env, network=phase.network),
+                                phase.timeout)
+
+
+@asynccontextmanager
+async def _locked(path: Path):
+    """An exclusive lock on a file, shared by every job and runner process on
+    this host; waited for without blocking the event loop."""
+    with path.open("a") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
