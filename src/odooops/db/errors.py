@@ -59,7 +59,7 @@ def translate(exc: psycopg.Error) -> OpsError:
     sqlstate = exc.sqlstate or ""
     if sqlstate in _BY_SQLSTATE:
         cls = _BY_SQLSTATE[sqlstate]
-        if isinstance(exc, pg.InsufficientPrivilege) and not (diag.message_primary or "").startswith("your "):
+        if isinstance(exc, pg.InsufficientPrivilege) and _is_generic(diag.message_primary):
             return Forbidden()
         return cls(diag.message_primary)
     if isinstance(exc, pg.UniqueViolation):
@@ -71,6 +71,11 @@ def translate(exc: psycopg.Error) -> OpsError:
     if isinstance(exc, psycopg.OperationalError):
         return DatabaseUnavailable(f"the database cannot be reached: {_first_line(exc)}")
     return OpsError(f"database error: {diag.message_primary or _first_line(exc)}")
+
+
+def _is_generic(message: str | None) -> bool:
+    """PostgreSQL's own privilege messages name tables and policies: not for people."""
+    return not message or message.startswith(("permission denied", "new row violates"))
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,234 @@
+"""Queue semantics in the database: supersede, debounce, de-duplication,
+authorization, priorities, claims, leases, fencing and the reaper."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from uuid import UUID
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from conftest import acting, owner_conn
+from helpers import SERVICE, call
+from odooops.db import Actor
+from odooops.errors import Forbidden, InvalidTransition, LeaseLost
+from odooops.managers.queue import Queue
+from world import seed
+
+def NOW():
+    return datetime.now(timezone.utc)
+
+
+SHAS = ["a" * 40, "b" * 40, "c" * 40]
+
+
+@pytest.fixture
+def world(owner_db):
+    w = seed(owner_db)
+    with owner_conn(owner_db) as conn:  # the seeded runs would get in the way
+        conn.execute("delete from ops.runs")
+    return w
+
+
+def settings_of(owner_db, project: UUID, **values) -> None:
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.projects set settings = settings || %s where id = %s", (Jsonb(values), project))
+
+
+def enqueue(app_db, branch: UUID, sha: str, trigger: str = "push", actor: Actor = SERVICE,
+            authorized: bool = True, params: dict | None = None) -> dict:
+    with psycopg.connect(app_db, row_factory=psycopg.rows.dict_row) as conn:
+        conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                     (actor.role, actor.claims()))
+        return conn.execute("select * from ops.enqueue_build(%s, %s, %s, null, null, %s, %s)",
+                            (branch, sha, trigger, Jsonb(params or {}), authorized)).fetchone()
+
+
+def runs(owner_db) -> dict[int, dict]:
+    with owner_conn(owner_db) as conn:
+        return {r["id"]: r for r in conn.execute("select * from ops.runs order by id")}
+
+
+def claim(settings, worker: UUID | None = None, limit: int = 1, kinds=None, lease: int = 30) -> list[dict]:
+    async def work(db):
+        q = Queue(db, SERVICE)
+        wid = worker or (await q.register_worker("test", 1, "t", limit, None))["id"]
+        return await q.claim(wid, kinds, lease, limit)
+    return call(settings, work)
+
+
+def test_newest_commit_supersedes_queued_builds(app_db, owner_db, world):
+    first, second, third = (enqueue(app_db, world.dev, s) for s in SHAS)
+    state = runs(owner_db)
+    assert [state[r["id"]]["status"] for r in (first, second, third)] == ["superseded", "superseded", "queued"]
+    assert state[first["id"]]["superseded_by"] == second["id"]
+    assert state[second["id"]]["superseded_by"] == third["id"]
+
+
+def test_same_commit_twice_is_one_run(app_db, owner_db, world):
+    assert enqueue(app_db, world.dev, SHAS[0])["id"] == enqueue(app_db, world.dev, SHAS[0])["id"]
+    assert enqueue(app_db, world.dev, SHAS[0], params={"x": 1})["id"] != enqueue(app_db, world.dev, SHAS[0])["id"]
+
+
+def test_cancel_in_progress(app_db, owner_db, settings, world):
+    settings_of(owner_db, world.shop, cancel_in_progress=True)
+    running = enqueue(app_db, world.dev, SHAS[0])
+    assert claim(settings)[0]["id"] == running["id"]
+    newer = enqueue(app_db, world.dev, SHAS[1])
+    state = runs(owner_db)
+    assert state[running["id"]]["status"] == "canceled" and state[newer["id"]]["status"] == "queued"
+
+
+def test_without_cancel_in_progress_the_running_build_goes_on(app_db, owner_db, settings, world):
+    running = enqueue(app_db, world.dev, SHAS[0])
+    claim(settings)
+    enqueue(app_db, world.dev, SHAS[1])
+    assert runs(owner_db)[running["id"]]["status"] == "claimed"
+
+
+def test_debounce_replaces_the_waiting_commit(app_db, owner_db, settings, world):
+    settings_of(owner_db, world.shop, coalesce_seconds=60)
+    first = enqueue(app_db, world.dev, SHAS[0])
+    second = enqueue(app_db, world.dev, SHAS[1])
+    assert first["id"] == second["id"] and second["commit_sha"] == SHAS[1]
+    assert len(runs(owner_db)) == 1
+    assert claim(settings) == []  # still inside its quiet time
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.runs set not_before = now() - interval '1 s'")
+    assert [r["commit_sha"] for r in claim(settings)] == [SHAS[1]]
+
+
+def test_fork_pull_requests_wait_for_an_admin(app_db, owner_db, settings, world):
+    run = enqueue(app_db, world.dev, SHAS[0], trigger="pull_request", authorized=False)
+    assert run["status"] == "awaiting_authorization"
+    assert claim(settings) == []
+    as_bob = Actor.user(world.bob)  # a developer
+    with pytest.raises(Forbidden, match="only an admin"):
+        call(settings, lambda db: Queue(db, as_bob).authorize(run["id"]))
+    with pytest.raises(Exception, match="not found"):
+        call(settings, lambda db: Queue(db, Actor.user(world.eve)).authorize(run["id"]))
+    assert call(settings, lambda db: Queue(db, Actor.user(world.alice)).authorize(run["id"]))["status"] == "queued"
+    with pytest.raises(InvalidTransition, match="not awaiting authorization"):
+        call(settings, lambda db: Queue(db, Actor.user(world.alice)).authorize(run["id"]))
+    assert [r["id"] for r in claim(settings)] == [run["id"]]
+
+
+def test_priorities_production_staging_development_then_manual_then_fifo(app_db, owner_db, settings, world):
+    with owner_conn(owner_db) as conn:
+        extra = conn.execute("insert into ops.branches (project_id, name) values (%s, 'dev2') returning id",
+                             (world.shop,)).fetchone()["id"]
+    dev_push = enqueue(app_db, world.dev, SHAS[0], "push")
+    dev2_push = enqueue(app_db, extra, SHAS[0], "push")
+    dev_manual = enqueue(app_db, world.dev, SHAS[1], "manual")  # supersedes dev_push
+    staging = enqueue(app_db, world.staging, SHAS[0], "push")
+    prod = enqueue(app_db, world.main, SHAS[0], "push")
+    order = [r["id"] for r in claim(settings, limit=10)]
+    assert order == [prod["id"], staging["id"], dev_manual["id"], dev2_push["id"]]
+    assert runs(owner_db)[dev_push["id"]]["status"] == "superseded"
+
+
+def test_one_running_build_per_branch(app_db, owner_db, settings, world):
+    first = enqueue(app_db, world.dev, SHAS[0])
+    assert [r["id"] for r in claim(settings)] == [first["id"]]
+    second = enqueue(app_db, world.dev, SHAS[1])
+    assert claim(settings) == []
+    assert "branch is busy with run" in next(r for r in call(settings, lambda db: Queue(db, SERVICE).queue())
+                                             if r["id"] == second["id"])["reason"]
+
+
+def test_project_concurrency_cap(app_db, owner_db, settings, world):
+    settings_of(owner_db, world.shop, max_concurrent_runs=1)
+    enqueue(app_db, world.dev, SHAS[0])
+    enqueue(app_db, world.staging, SHAS[0])
+    assert len(claim(settings, limit=5)) == 1
+    assert claim(settings, limit=5) == []
+    settings_of(owner_db, world.shop, max_concurrent_runs=2)
+    assert len(claim(settings, limit=5)) == 1
+
+
+def test_kinds_a_worker_runs(app_db, owner_db, settings, world):
+    enqueue(app_db, world.dev, SHAS[0])
+    assert claim(settings, kinds=["backup"]) == []
+    assert len(claim(settings, kinds=["build"])) == 1
+
+
+def test_eight_claimers_over_2000_runs_claim_each_once(settings, world):
+    async def work(db):
+        q = Queue(db, SERVICE)
+        await q.enqueue_many(world.shop, "noop", [{"i": i} for i in range(2000)])
+        claimed: list[int] = []
+
+        async def claimer(n: int):
+            wid = (await q.register_worker("test", n, "t", 1, None))["id"]
+            while batch := await q.claim(wid, ["noop"], 30, 1 + n % 3):
+                for run in batch:
+                    claimed.append(run["id"])
+                    await q.finish(run["id"], run["attempt"], "canceled")
+
+        await asyncio.gather(*(claimer(n) for n in range(8)))
+        return claimed
+
+    claimed = call(settings.with_overrides(pool_size=9), work)
+    assert len(claimed) == 2000 and len(set(claimed)) == 2000
+
+
+def test_stale_attempt_cannot_write(app_db, owner_db, settings, world):
+    enqueue(app_db, world.dev, SHAS[0])
+    run = claim(settings, lease=1)[0]
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.runs set lease_expires_at = now() - interval '1 s'")
+
+    async def work(db):
+        q = Queue(db, SERVICE)
+        reaped = await q.reap(0, 0)
+        assert [(r["id"], r["status"], r["attempt"]) for r in reaped] == [(run["id"], "queued", 1)]
+        with pytest.raises(LeaseLost):
+            await q.start(run["id"], run["attempt"])
+        with pytest.raises(LeaseLost):
+            await q.finish(run["id"], run["attempt"], "succeeded", "ok")
+        from odooops.managers.events import Events
+        with pytest.raises(LeaseLost):
+            await Events(db, SERVICE).append([(run["id"], run["attempt"], 1, NOW(), "info", None, "stdout", "late")])
+        again = await q.claim((await q.register_worker("w2", 2, "t", 1, None))["id"], None, 30, 1)
+        assert again[0]["attempt"] == 2
+        await Events(db, SERVICE).append([(run["id"], 2, 1, NOW(), "info", None, "stdout", "fresh")])
+
+    call(settings, work)
+
+
+def test_reaper_backs_off_then_gives_up(app_db, owner_db, settings, world):
+    enqueue(app_db, world.dev, SHAS[0])
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.runs set max_attempts = 2")
+    expire = "update ops.runs set lease_expires_at = now() - interval '1 s', not_before = null"
+    claim(settings)
+    with owner_conn(owner_db) as conn:
+        conn.execute(expire)
+    first = call(settings, lambda db: Queue(db, SERVICE).reap(5, 300))
+    assert first[0]["status"] == "queued" and first[0]["error"] == "worker lost"
+    assert claim(settings) == []  # backing off
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.runs set not_before = now()")
+    assert len(claim(settings)) == 1
+    with owner_conn(owner_db) as conn:
+        conn.execute(expire)
+    last = call(settings, lambda db: Queue(db, SERVICE).reap(5, 300))
+    assert (last[0]["status"], last[0]["error"], last[0]["attempt"]) == ("failed", "worker lost", 2)
+
+
+def test_heartbeat_renews_and_reports_lost_runs(app_db, owner_db, settings, world):
+    enqueue(app_db, world.dev, SHAS[0])
+
+    async def work(db):
+        q = Queue(db, SERVICE)
+        wid = (await q.register_worker("w", 1, "t", 1, None))["id"]
+        run = (await q.claim(wid, None, 1, 1))[0]
+        assert await q.heartbeat(wid, [run["id"]], 60) == []
+        await q.finish(run["id"], run["attempt"], "canceled")
+        assert await q.heartbeat(wid, [run["id"]], 60) == [run["id"]]
+
+    call(settings, work)
+    assert runs(owner_db)  # nothing reaped by the renewed lease

@@ -1,0 +1,298 @@
+"""The runner as a real process: builds from real git repositories, live
+logs, artifacts, cancel, timeouts, lost workers, shutdown and the sandbox."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+from psycopg.types.json import Jsonb
+
+from conftest import APP_PASSWORD, owner_conn
+from helpers import SERVICE, call, commit, make_repo, recipe
+from odooops.errors import LeaseLost
+from odooops.managers.orgs import Orgs
+from odooops.managers.projects import Projects
+from odooops.managers.queue import Queue
+from odooops.managers.runs import Runs
+
+FAST = {"ODOOOPS_POLL_SECONDS": "0.2", "ODOOOPS_HEARTBEAT_SECONDS": "0.3", "ODOOOPS_LEASE_SECONDS": "2",
+        "ODOOOPS_RETRY_BASE_SECONDS": "0", "ODOOOPS_SHUTDOWN_GRACE_SECONDS": "1"}
+
+
+@pytest.fixture
+def runners(settings):
+    """Start runner processes on this test's database; all are killed at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(concurrency: int = 2, **env: str) -> subprocess.Popen:
+        full = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
+        full.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
+                     "ODOOOPS_APP_PASSWORD": APP_PASSWORD, **FAST, **env})
+        proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner", "--concurrency", str(concurrency)],
+                                env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def project(settings, tmp_path):
+    """Make a project `acme/app` whose repository holds the given files."""
+
+    def make(files: dict[str, str], **project_settings) -> str:
+        repo = make_repo(tmp_path / "repo", files)
+
+        async def work(db):
+            await Orgs(db, SERVICE).create("acme")
+            await Projects(db, SERVICE).create("acme/app", str(repo))
+        call(settings, work)
+        if project_settings:
+            with owner_conn(settings.database_url.reveal()) as conn:
+                conn.execute("update ops.projects set settings = %s", (Jsonb(project_settings),))
+        return str(repo)
+
+    return make
+
+
+def trigger(settings, branch: str = "main") -> int:
+    return call(settings, lambda db: Runs(db, SERVICE).trigger_build("acme/app", branch))["id"]
+
+
+def run_row(settings, run_id: int) -> dict:
+    with owner_conn(settings.database_url.reveal()) as conn:
+        return conn.execute("select * from ops.runs where id = %s", (run_id,)).fetchone()
+
+
+def messages(settings, run_id: int) -> list[str]:
+    with owner_conn(settings.database_url.reveal()) as conn:
+        return [r["message"] for r in conn.execute("select message from ops.run_events where run_id = %s order by seq",
+                                                    (run_id,))]
+
+
+def wait_until(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_status(settings, run_id: int, statuses: set[str], timeout: float = 60) -> dict:
+    return wait_until(lambda: (r := run_row(settings, run_id)) and r["status"] in statuses and r,
+                      timeout, f"run {run_id} to be {statuses}")
+
+
+def test_build_succeeds_with_logs_and_artifacts(settings, project, runners, cli):
+    project({".odooops.toml": recipe(
+        {"name": "lint", "command": "echo linting; echo 'WARNING: careful'"},
+        {"name": "test", "command": "echo '<ok/>' > $ODOOOPS_ARTIFACTS/report.xml; echo tested"})})
+    runners()
+    run_id = trigger(settings)
+    followed = cli("logs", "-f", str(run_id))  # streams until the run ends
+    assert followed.returncode == 0, followed.stderr
+    assert "linting" in followed.stdout and "tested" in followed.stdout and "run succeeded" in followed.stdout
+    row = run_row(settings, run_id)
+    assert (row["status"], row["result"], row["attempt"]) == ("succeeded", "ok", 1)
+    with owner_conn(settings.database_url.reveal()) as conn:
+        events = conn.execute("select phase, level, message from ops.run_events where run_id = %s order by seq",
+                              (run_id,)).fetchall()
+        artifacts = {a["name"]: a for a in conn.execute("select * from ops.artifacts where run_id = %s", (run_id,))}
+    phases = [e["phase"] for e in events if e["message"].startswith("phase ") and e["message"].endswith("started")]
+    assert phases == ["checkout", "install", "lint", "test"]
+    assert next(e for e in events if e["message"] == "WARNING: careful")["level"] == "warning"
+    assert set(artifacts) == {"log.txt", "report.xml"}
+    stored = settings.data_dir / "artifacts" / artifacts["report.xml"]["sha256"][:2] / artifacts["report.xml"]["sha256"]
+    assert stored.read_text() == "<ok/>\n"
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == artifacts["report.xml"]["sha256"]
+    log = settings.data_dir / "artifacts" / artifacts["log.txt"]["sha256"][:2] / artifacts["log.txt"]["sha256"]
+    assert "tested" in log.read_text()
+
+
+def test_failing_phase_skips_the_rest(settings, project, runners):
+    project({".odooops.toml": recipe({"name": "lint", "command": "echo broken >&2; exit 3"},
+                                     {"name": "test", "command": "echo never"})})
+    runners()
+    row = wait_status(settings, trigger(settings), {"failed"})
+    assert (row["result"], row["exit_code"], row["error"]) == ("ko", 3, "phase lint failed")
+    log = messages(settings, row["id"])
+    assert "broken" in log and "phase test skipped" in log and "never" not in log
+
+
+def test_missing_recipe_fails_clearly(settings, project, runners):
+    project({"README.md": "no recipe here\n"})
+    runners()
+    row = wait_status(settings, trigger(settings), {"failed"})
+    assert "has no .odooops.toml" in row["error"]
+
+
+def test_secrets_are_masked_in_events_and_log_artifact(settings, project, runners):
+    secret = "s3cr3t-value-1234"
+    project({".odooops.toml": recipe({"name": "leak", "command": 'echo "token is $API_TOKEN"'})},
+            secret_env={"API_TOKEN": secret})
+    runners()
+    row = wait_status(settings, trigger(settings), {"succeeded"})
+    log = messages(settings, row["id"])
+    assert "token is ********" in log and not any(secret in m for m in log)
+    with owner_conn(settings.database_url.reveal()) as conn:
+        sha = conn.execute("select sha256 from ops.artifacts where run_id = %s and name = 'log.txt'",
+                           (row["id"],)).fetchone()["sha256"]
+    text = (settings.data_dir / "artifacts" / sha[:2] / sha).read_text()
+    assert "token is ********" in text and secret not in text
+
+
+def _accept_all(server: socket.socket) -> None:
+    try:
+        while True:
+            server.accept()[0].close()
+    except OSError:  # closed at the end of the test
+        pass
+
+
+def test_sandbox_blocks_network_unless_the_phase_allows_it(settings, project, runners):
+    assert shutil.which("bwrap"), "bubblewrap is needed for the sandbox: ./scripts/test installs it"
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    threading.Thread(target=_accept_all, args=(server,), daemon=True).start()
+    probe = (f"python3 -c \"import socket\ntry:\n socket.create_connection(('127.0.0.1', {port}), timeout=3)"
+             f"\n print('NET:connected')\nexcept OSError as e:\n print('NET:blocked', e)\"")
+    project({".odooops.toml": recipe({"name": "offline", "command": probe},
+                                     {"name": "online", "command": probe, "network": True})})
+    runners()
+    row = wait_status(settings, trigger(settings), {"succeeded", "failed"})
+    with owner_conn(settings.database_url.reveal()) as conn:
+        seen = {r["phase"]: r["message"] for r in conn.execute(
+            "select phase, message from ops.run_events where run_id = %s and message like 'NET:%%'", (row["id"],))}
+    server.close()
+    assert seen["offline"].startswith("NET:blocked")
+    assert seen["online"] == "NET:connected"
+
+
+def test_sandbox_hides_the_data_directory(settings, project, runners):
+    project({".odooops.toml": recipe({"name": "peek", "command": f"ls {settings.data_dir}; cat {settings.data_dir}/secrets.json || echo hidden"})})
+    (settings.data_dir).mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "secrets.json").write_text('{"app_password": "do-not-read"}')
+    runners()
+    row = wait_status(settings, trigger(settings), {"succeeded", "failed"})
+    log = messages(settings, row["id"])
+    assert "hidden" in log and not any("do-not-read" in m for m in log)
+
+
+def no_process(marker: str) -> bool:
+    for p in psutil.process_iter(["cmdline"]):
+        if marker in " ".join(p.info["cmdline"] or []):
+            return False
+    return True
+
+
+def test_cancel_while_running_kills_the_process_tree(settings, project, runners, cli):
+    project({".odooops.toml": recipe({"name": "hang", "command": "sleep 1234.5 & sleep 1234.6 & echo started; wait"})})
+    runners()
+    run_id = trigger(settings)
+    wait_until(lambda: "started" in messages(settings, run_id), what="the phase to start")
+    assert not no_process("1234.5")
+    began = time.monotonic()
+    assert "canceled" in cli("run", "cancel", str(run_id)).stdout
+    wait_until(lambda: no_process("1234.5") and no_process("1234.6"), timeout=10, what="the tree to die")
+    assert time.monotonic() - began < 5
+    assert run_row(settings, run_id)["status"] == "canceled"
+
+
+def test_run_over_its_maximum_duration_fails_with_timeout(settings, project, runners):
+    project({".odooops.toml": recipe({"name": "slow", "command": "sleep 1235.5"})}, max_duration_seconds=2)
+    runners()
+    row = wait_status(settings, trigger(settings), {"failed"}, timeout=30)
+    assert row["error"] == "timeout"
+    wait_until(lambda: no_process("1235.5"), timeout=10, what="the phase to die")
+
+
+def test_phase_timeout_from_the_recipe(settings, project, runners):
+    project({".odooops.toml": recipe({"name": "slow", "command": "sleep 30", "timeout": 1},
+                                     {"name": "after", "command": "echo no"})})
+    runners()
+    row = wait_status(settings, trigger(settings), {"failed"}, timeout=30)
+    assert row["error"] == "phase slow failed"
+    assert "phase timed out after 1 s" in messages(settings, row["id"])
+
+
+def test_killed_runner_run_is_finished_by_another(settings, project, runners):
+    project({".odooops.toml": recipe({"name": "work", "command": "echo begin; sleep 3; echo end"})})
+    first = runners()
+    run_id = trigger(settings)
+    wait_until(lambda: "begin" in messages(settings, run_id), what="the first runner to begin")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    runners()
+    row = wait_status(settings, run_id, {"succeeded"}, timeout=60)
+    assert row["attempt"] == 2
+    log = messages(settings, run_id)
+    assert "attempt 1 of run" in log[0] and any(m.startswith("attempt 2 of run") for m in log)
+    with pytest.raises(LeaseLost):  # the dead runner's attempt can never write again
+        call(settings, lambda db: Queue(db, SERVICE).finish(run_id, 1, "failed", "ko"))
+
+
+def test_graceful_shutdown_hands_runs_back(settings, project, runners):
+    project({".odooops.toml": recipe({"name": "long", "command": "echo begin; sleep 1236.5"})})
+    runner = runners()
+    run_id = trigger(settings)
+    wait_until(lambda: "begin" in messages(settings, run_id), what="the phase to begin")
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=20) == 0
+    row = run_row(settings, run_id)
+    assert row["status"] == "queued" and "handed back" in row["error"]
+    assert no_process("1236.5")
+
+
+def test_virtualenv_is_reused_between_builds(settings, project, runners, tmp_path):
+    repo = project({".odooops.toml": recipe({"name": "which", "command": "python -c 'import sys; print(sys.prefix)'"}),
+                    "requirements.txt": "# nothing to install\n"})
+    runners()
+    first = wait_status(settings, trigger(settings), {"succeeded", "failed"}, timeout=120)
+    assert first["status"] == "succeeded", messages(settings, first["id"])
+    commit(tmp_path / "repo", {"other.txt": "x"}, "second")
+    second = wait_status(settings, trigger(settings), {"succeeded", "failed"}, timeout=120)
+    assert any(m.startswith("creating virtualenv") for m in messages(settings, first["id"]))
+    log = messages(settings, second["id"])
+    assert any(m.startswith("reusing virtualenv") for m in log)
+    assert any(str(settings.data_dir / "venvs") in m for m in log)
+    assert repo
+
+
+def test_long_lines_are_cut(settings, project, runners):
+    project({".odooops.toml": recipe({"name": "wide", "command": "python3 -c \"print('x' * 100000); print('next')\""})})
+    runners()
+    row = wait_status(settings, trigger(settings), {"succeeded"})
+    log = messages(settings, row["id"])
+    cut = next(m for m in log if m.startswith("xxx"))
+    assert cut.endswith("[line cut at 64 KiB]") and len(cut) < 66000
+    assert "next" in log
+
+
+def test_runs_and_workers_commands(settings, project, runners, cli):
+    project({".odooops.toml": recipe({"name": "wait", "command": "echo begin; sleep 1237.5"})})
+    queued = trigger(settings)
+    assert "no worker is running" in cli("runs").stdout
+    runners()
+    wait_until(lambda: "begin" in messages(settings, queued), what="the run to start")
+    listing = cli("runs").stdout
+    assert "running on a worker" in listing
+    assert "build" in cli("workers").stdout
+    cli("run", "cancel", str(queued))
