@@ -3,6 +3,7 @@ run's attempt, which the database checks once per batch."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from odooops.db import queries_beside
@@ -14,15 +15,36 @@ Q = queries_beside(__file__)
 EventRow = tuple
 
 
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_escape(value: str | None) -> str:
+    """A value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    return value.translate(_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
+
+
+def copy_text(rows: Sequence[EventRow]) -> str:
+    return "".join(
+        f"{run_id}\t{copy_escape(None if attempt is None else str(attempt))}\t{seq}\t{ts.isoformat()}\t{level}\t"
+        f"{copy_escape(phase)}\t{stream}\t{copy_escape(message)}\n"
+        for run_id, attempt, seq, ts, level, phase, stream, message in rows)
+
+
 class Events(Manager):
     async def append(self, rows: Sequence[EventRow]) -> None:
-        """Write a batch of lines with COPY, in one transaction."""
+        await self.append_copy(copy_text(rows))
+
+    async def append_copy(self, text: str) -> None:
+        """Write a batch of lines, already in COPY's text format (columns as in
+        EventRow), in one transaction."""
         async with self.tx() as conn:
             await conn.execute(Q["staging_table"])
             async with conn.cursor() as cur:
                 async with cur.copy(Q["copy"]) as copy:
-                    for row in rows:
-                        await copy.write_row(row)
+                    await copy.write(text)
                 await cur.execute(Q["move"])
 
     async def next_seq(self, run_id: int) -> int:

@@ -160,7 +160,7 @@ async def read_lines(stream: asyncio.StreamReader, name: str, on_lines: OnLines)
 
 
 def _text(raw: bytes) -> str:
-    text = raw.decode("utf-8", errors="replace").rstrip("\r")
+    text = raw.decode("utf-8", errors="replace").rstrip("\r").replace("\x00", "")  # PostgreSQL text holds no NUL
     if len(text) > MAX_LINE:
         return text[:MAX_LINE] + f" [line cut at {MAX_LINE // 1024} KiB]"
     return text

@@ -1,15 +1,17 @@
 -- What the console, API and CLI ask of the database. Security invoker (the
 -- default): row-level security decides what each caller sees and may change.
 
--- True for the control plane (service_role, or an owner/superuser session).
-create function ops.is_control_plane() returns boolean
+-- Whether the caller is the control plane: the service_role, or an owner
+-- session that set no role. Read from the role the request set, so that it
+-- holds inside security definer functions too, where current_user is the owner.
+create function ops.caller_is_service() returns boolean
 language sql stable set search_path = '' as $$
-    select pg_has_role('service_role', 'MEMBER')
+    select current_setting('role') in ('service_role', 'none') and ops.current_user_id() is null
 $$;
 
 create function ops.may_operate(p_run ops.runs) returns boolean
 language sql stable set search_path = '' as $$
-    select ops.is_control_plane() or case
+    select ops.caller_is_service() or case
         when p_run.branch_id is null then coalesce(ops.project_role(p_run.project_id) >= 'admin', false)
         else ops.can_operate_branch(p_run.branch_id)
     end
@@ -123,7 +125,7 @@ begin
     if b.archived_at is not null then
         raise exception 'branch "%" is archived', b.name using errcode = 'OP003';
     end if;
-    if not ops.is_control_plane() and not ops.can_operate_branch(b.id) then
+    if not ops.caller_is_service() and not ops.can_operate_branch(b.id) then
         raise exception 'your role in this project cannot start builds on % branches', b.stage
             using errcode = '42501';
     end if;
@@ -165,7 +167,7 @@ $$;
 -- three roles only. Every migration that adds functions ends like this.
 revoke all on all functions in schema ops from public;
 grant execute on function
-    ops.is_control_plane(), ops.may_operate(ops.runs), ops.create_org(text, text),
+    ops.caller_is_service(), ops.may_operate(ops.runs), ops.create_org(text, text),
     ops.list_projects(boolean), ops.project_branches(uuid, boolean),
     ops.branch_builds(uuid, bigint, integer), ops.build_logs(bigint, integer, integer),
     ops.build_priority(ops.stage, ops.run_trigger),
