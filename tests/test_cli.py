@@ -168,3 +168,17 @@ def test_unreachable_database_is_a_clear_error(cli, tmp_path):
 def test_help_everywhere(cli):
     for args in (["--help"], ["db", "--help"], ["branch", "set-stage", "--help"], ["build", "trigger", "--help"]):
         assert "Usage" in ok(cli(*args))
+
+
+def test_project_settings(cli, acme, owner_db):
+    ok(cli("project", "set", "acme/shop", "coalesce_seconds=60", "cancel_in_progress=true", "--env", "A=1"))
+    shown = ok(cli("project", "set", "acme/shop", "--secret", "TOKEN", input="hunter2hunter2\n"))
+    assert "hunter2" not in shown and "********" in shown
+    assert "hunter2" not in ok(cli("project", "show", "acme/shop"))
+    fails(cli("project", "set", "acme/shop", "bogus=1"), "unknown project setting 'bogus'")
+    fails(cli("project", "set", "acme/shop", "max_attempts=9"), "max_attempts: attempts a run gets")
+    fails(cli("project", "set", "acme/shop", "--env", "novalue"), "variables are given as NAME=VALUE")
+    ok(cli("project", "set", "acme/shop", "--unset", "coalesce_seconds"))
+    with owner_conn(owner_db) as conn:
+        settings = conn.execute("select settings from ops.projects where slug = 'shop'").fetchone()["settings"]
+    assert settings == {"cancel_in_progress": True, "env": {"A": "1"}, "secret_env": {"TOKEN": "hunter2hunter2"}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from typing import Annotated
 
@@ -12,7 +13,8 @@ from rich.text import Text
 from odooops.cli.context import ago, err, out, run, status, table
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
-from odooops.managers.projects import Projects
+from odooops.errors import InvalidInput
+from odooops.managers.projects import Projects, masked
 from odooops.managers.runs import Runs
 from odooops.managers.users import Users
 
@@ -110,6 +112,68 @@ def project_list(archived: Annotated[bool, typer.Option(help="Include archived p
     table(["project", "odoo", "branches", "builds", "last build", "when"],
           [[f"{p['org_slug']}/{p['slug']}", p["odoo_version"], p["branch_count"], p["build_count"],
             status(p["last_build_status"]), ago(p["last_build_at"])] for p in projects])
+
+
+def _parse_value(raw: str) -> object:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"{what} are given as NAME=VALUE, not {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+@project_app.command("set")
+def project_set(
+    project: Project,
+    settings: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE pairs, e.g. coalesce_seconds=60 cancel_in_progress=true.")] = None,
+    env: Annotated[list[str] | None, typer.Option(help="NAME=VALUE: an environment variable of every phase.")] = None,
+    secret: Annotated[list[str] | None, typer.Option(help="NAME: a secret environment variable; its value is read from standard input.")] = None,
+    unset: Annotated[list[str] | None, typer.Option(help="A setting to remove.")] = None,
+) -> None:
+    """Change a project's settings. Secrets are read from standard input (a
+    hidden prompt on a terminal), never from the command line."""
+    values: dict = {k: _parse_value(v) for k, v in _pairs(settings or [], "settings").items()}
+    if env:
+        values["env"] = _pairs(env, "variables")
+    if secret:
+        values["secret_env"] = {name: _read_secret(name) for name in secret}
+
+    async def work(db, actor):
+        manager = Projects(db, actor)
+        row = await manager.update_settings(project, values) if values else await manager.get(project)
+        for key in unset or []:
+            row = await manager.unset_setting(project, key)
+        return row
+
+    row = run(work)
+    out.print_json(data=masked(row["settings"]))
+
+
+def _read_secret(name: str) -> str:
+    if sys.stdin.isatty():
+        return typer.prompt(f"Value of {name}", hide_input=True)
+    value = sys.stdin.readline().rstrip("\n")
+    if not value:
+        raise InvalidInput(f"no value for secret {name} on standard input")
+    return value
+
+
+@project_app.command("show")
+def project_show(project: Project) -> None:
+    """A project's details and settings (secrets masked)."""
+    p = run(lambda db, actor: Projects(db, actor).get(project))
+    table(["field", "value"], [["name", p["name"]], ["repository", p["repo_url"]], ["default branch", p["default_branch"]],
+                               ["odoo", p["odoo_version"]], ["created", ago(p["created_at"])],
+                               ["settings", json.dumps(masked(p["settings"]))]])
 
 
 @branch_app.command("add")

@@ -1,9 +1,47 @@
 from __future__ import annotations
 
+from psycopg.types.json import Jsonb
+
 from odooops.db import queries_beside
+from odooops.errors import InvalidInput
 from odooops.managers import Manager, lookup
 
 Q = queries_beside(__file__)
+
+# The settings a project may have, each with a check of its value.
+SETTINGS = {
+    "coalesce_seconds": ("seconds a push waits for more pushes before its build may start (0: none)",
+                         lambda v: isinstance(v, int) and 0 <= v <= 3600),
+    "cancel_in_progress": ("a newer commit also cancels the branch's running build",
+                           lambda v: isinstance(v, bool)),
+    "max_concurrent_runs": ("runs of this project at once (0: no limit)",
+                            lambda v: isinstance(v, int) and 0 <= v <= 1000),
+    "max_duration_seconds": ("longest a run may take before it fails with `timeout`",
+                             lambda v: isinstance(v, int) and 1 <= v <= 7 * 86400),
+    "max_attempts": ("attempts a run gets when its worker is lost (1 to 5)",
+                     lambda v: isinstance(v, int) and 1 <= v <= 5),
+    "env": ("environment variables of every phase", lambda v: _str_dict(v)),
+    "secret_env": ("environment variables masked in every log", lambda v: _str_dict(v)),
+}
+SECRET_KEYS = {"secret_env"}
+
+
+def _str_dict(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def check_settings(values: dict) -> dict:
+    for key, value in values.items():
+        if key not in SETTINGS:
+            raise InvalidInput(f"unknown project setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
+        if not SETTINGS[key][1](value):
+            raise InvalidInput(f"{key}: {SETTINGS[key][0]}; {value!r} does not fit")
+    return values
+
+
+def masked(settings: dict) -> dict:
+    """Settings fit to show: secret values replaced by a mask."""
+    return {k: ({n: "********" for n in v} if k in SECRET_KEYS else v) for k, v in settings.items()}
 
 
 class Projects(Manager):
@@ -27,3 +65,20 @@ class Projects(Manager):
 
     async def list(self, include_archived: bool = False) -> list[dict]:
         return await self.all(Q["list"], {"include_archived": include_archived})
+
+    async def update_settings(self, ref: str, values: dict) -> dict:
+        """Merge settings into the project's (env and secret_env merge by name)."""
+        check_settings(values)
+        async with self.tx() as conn:
+            project = await lookup.project(conn, ref)
+            for key in ("env", "secret_env"):
+                if key in values:
+                    values[key] = {**project["settings"].get(key, {}), **values[key]}
+            return await (await conn.execute(Q["merge_settings"], {"id": project["id"], "values": Jsonb(values)})).fetchone()
+
+    async def unset_setting(self, ref: str, key: str) -> dict:
+        if key not in SETTINGS:
+            raise InvalidInput(f"unknown project setting {key!r}")
+        async with self.tx() as conn:
+            project = await lookup.project(conn, ref)
+            return await (await conn.execute(Q["drop_setting"], {"id": project["id"], "key": key})).fetchone()

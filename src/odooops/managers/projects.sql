@@ -10,3 +10,9 @@ returning *;
 
 -- name: list
 select * from ops.list_projects(%(include_archived)s);
+
+-- name: merge_settings
+update ops.projects set settings = settings || %(values)s where id = %(id)s returning *;
+
+-- name: drop_setting
+update ops.projects set settings = settings - %(key)s::text where id = %(id)s returning *;
