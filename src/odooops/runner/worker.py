@@ -11,8 +11,6 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 
@@ -25,35 +23,26 @@ from odooops.runner.artifacts import ArtifactStore
 from odooops.runner.executor import Executor, Limits, LocalExecutor
 from odooops.runner.logs import LogSink, Masker
 from odooops.runner.pipeline import BuildPipeline, Job, Outcome
+from odooops.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RunnerConfig:
-    concurrency: int = 2
-    kinds: tuple[str, ...] = ("build",)
-    poll_seconds: float = 2.0
-    heartbeat_seconds: float = 5.0
-    lease_seconds: int = 30
-    grace_seconds: float = 30.0
-    retry_base_seconds: int = 5
-    retry_cap_seconds: int = 300
-    max_duration_seconds: int = 3600
+MAX_DURATION_SECONDS = 3600  # a project's max_duration_seconds overrides it
 
 
 class Runner:
-    def __init__(self, db: Database, listen_conninfo: str, data_dir: Path, config: RunnerConfig,
+    def __init__(self, db: Database, listen_conninfo: str, settings: Settings,
                  executor: Executor | None = None, secrets: list[str] | None = None):
         self.db = db
         self.listen_conninfo = listen_conninfo
-        self.data_dir = data_dir
-        self.config = config
+        self.data_dir = settings.data_dir
+        self.settings = settings
         self.executor = executor or LocalExecutor()
         self.secrets = secrets or []
         self.queue = Queue(db, Actor.service())
         self.events = Events(db, Actor.service())
-        self.store = ArtifactStore(data_dir / "artifacts")
+        self.store = ArtifactStore(settings.data_dir / "artifacts")
         self.jobs: dict[int, Job] = {}
         self.worker_id = None
         self.wake = asyncio.Event()
@@ -62,17 +51,17 @@ class Runner:
 
     async def run(self, stop: asyncio.Event) -> None:
         worker = await self.queue.register_worker(socket.gethostname(), os.getpid(), __version__,
-                                                  self.config.concurrency, self.config.kinds)
+                                                  self.settings.runner_concurrency, self.settings.runner_kinds)
         self.worker_id = worker["id"]
-        log.info("worker %s up: concurrency %s, kinds %s", self.worker_id, self.config.concurrency,
-                 ",".join(self.config.kinds))
+        log.info("worker %s up: concurrency %s, kinds %s", self.worker_id, self.settings.runner_concurrency,
+                 ",".join(self.settings.runner_kinds))
         background = [asyncio.create_task(self._listen()), asyncio.create_task(self._heartbeat())]
         stopper = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
                 await self._fill()
                 waker = asyncio.create_task(self.wake.wait())
-                await asyncio.wait({waker, stopper}, timeout=self.config.poll_seconds,
+                await asyncio.wait({waker, stopper}, timeout=self.settings.poll_seconds,
                                    return_when=asyncio.FIRST_COMPLETED)
                 waker.cancel()
                 self.wake.clear()
@@ -85,11 +74,11 @@ class Runner:
             await self.queue.deregister_worker(self.worker_id)
 
     async def _fill(self) -> None:
-        free = self.config.concurrency - len(self.jobs)
+        free = self.settings.runner_concurrency - len(self.jobs)
         if free <= 0:
             return
         try:
-            runs = await self.queue.claim(self.worker_id, self.config.kinds, self.config.lease_seconds, free)
+            runs = await self.queue.claim(self.worker_id, self.settings.runner_kinds, self.settings.lease_seconds, free)
         except OpsError as exc:
             log.warning("claim failed: %s", exc)
             return
@@ -138,11 +127,13 @@ class Runner:
         except LeaseLost:
             job.abort("lease lost")
             return Outcome("canceled", None, "lease lost")
-        job.sink.system(f"attempt {job.attempt} of run {job.id} on {socket.gethostname()} ({self.executor.name} executor)")
+        sandbox = ", sandboxed" if getattr(self.executor, "sandboxed", False) else ""
+        job.sink.system(f"attempt {job.attempt} of run {job.id} on {socket.gethostname()} "
+                        f"({self.executor.name} executor{sandbox})")
         if job.run["kind"] != "build":
             job.sink.system(f"this runner cannot execute runs of kind {job.run['kind']!r}", "error")
             return Outcome("failed", "ko", f"no executor for kind {job.run['kind']}")
-        limit = int(settings.get("max_duration_seconds", self.config.max_duration_seconds))
+        limit = int(settings.get("max_duration_seconds", MAX_DURATION_SECONDS))
         pipeline = BuildPipeline(job, self.executor, self.data_dir, Limits(cpu_seconds=limit))
         task = asyncio.create_task(pipeline.run())
         done, _ = await asyncio.wait({task}, timeout=limit)
@@ -184,7 +175,7 @@ class Runner:
                         self._notified(note.channel, note.payload)
             except psycopg.Error as exc:
                 log.warning("listener lost its connection (%s); polling until it is back", exc)
-                await asyncio.sleep(self.config.poll_seconds)
+                await asyncio.sleep(self.settings.poll_seconds)
 
     def _notified(self, channel: str, payload: str) -> None:
         if channel == "ops_runs":
@@ -194,13 +185,13 @@ class Runner:
 
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(self.config.heartbeat_seconds)
+            await asyncio.sleep(self.settings.heartbeat_seconds)
             try:
-                lost = await self.queue.heartbeat(self.worker_id, list(self.jobs), self.config.lease_seconds)
+                lost = await self.queue.heartbeat(self.worker_id, list(self.jobs), self.settings.lease_seconds)
                 for run_id in lost:
                     if run_id in self.jobs:
                         self.jobs[run_id].abort("canceled")
-                reaped = await self.queue.reap(self.config.retry_base_seconds, self.config.retry_cap_seconds)
+                reaped = await self.queue.reap(self.settings.retry_base_seconds, self.settings.retry_cap_seconds)
                 for r in reaped:
                     log.warning("run %s lost its worker: now %s", r["id"], r["status"])
                 if reaped:
@@ -213,10 +204,10 @@ class Runner:
         then kill what is left and hand it back to the queue."""
         if not self.jobs:
             return
-        log.info("stopping: waiting up to %ss for %s run(s)", self.config.grace_seconds, len(self.jobs))
+        log.info("stopping: waiting up to %ss for %s run(s)", self.settings.grace_seconds, len(self.jobs))
         for job in self.jobs.values():
             job.stop_after_phase = True
-        deadline = time.monotonic() + self.config.grace_seconds
+        deadline = time.monotonic() + self.settings.grace_seconds
         while self._tasks and time.monotonic() < deadline:
             await asyncio.wait(set(self._tasks), timeout=deadline - time.monotonic())
         for job in list(self.jobs.values()):

@@ -104,65 +104,6 @@ language sql immutable set search_path = '' as $$
          + case when p_trigger in ('manual', 'rebuild', 'api') then 10 else 0 end
 $$;
 
-create function ops.enqueue_build(
-    p_branch_id uuid,
-    p_commit_sha text,
-    p_trigger ops.run_trigger default 'manual',
-    p_ref text default null,
-    p_pr_number integer default null,
-    p_params jsonb default '{}',
-    p_authorized boolean default true)
-returns ops.runs
-language plpgsql set search_path = '' as $$
-declare
-    b ops.branches;
-    r ops.runs;
-begin
-    select * into b from ops.branches where id = p_branch_id;
-    if not found then
-        raise exception 'branch not found' using errcode = 'OP002';
-    end if;
-    if b.archived_at is not null then
-        raise exception 'branch "%" is archived', b.name using errcode = 'OP003';
-    end if;
-    if not ops.caller_is_service() and not ops.can_operate_branch(b.id) then
-        raise exception 'your role in this project cannot start builds on % branches', b.stage
-            using errcode = '42501';
-    end if;
-    insert into ops.runs (kind, project_id, branch_id, commit_sha, ref, pr_number, trigger, status, priority, params)
-    values ('build', b.project_id, b.id, lower(p_commit_sha), coalesce(p_ref, 'refs/heads/' || b.name),
-            p_pr_number, p_trigger,
-            case when p_authorized then 'queued' else 'awaiting_authorization' end::ops.run_status,
-            ops.build_priority(b.stage, p_trigger), coalesce(p_params, '{}'))
-    returning * into r;
-    if r.status = 'queued' then
-        perform pg_notify('ops_runs', r.id::text);
-    end if;
-    return r;
-end
-$$;
-
-create function ops.cancel_run(p_run_id bigint) returns ops.runs
-language plpgsql set search_path = '' as $$
-declare
-    r ops.runs;
-begin
-    select * into r from ops.runs where id = p_run_id;
-    if not found then
-        raise exception 'run % not found', p_run_id using errcode = 'OP002';
-    end if;
-    if not ops.may_operate(r) then
-        raise exception 'your role in this project cannot cancel run %', p_run_id using errcode = '42501';
-    end if;
-    if r.status in ('succeeded', 'failed', 'canceled', 'superseded') then
-        raise exception 'run % has already finished: it is %', p_run_id, r.status using errcode = 'OP001';
-    end if;
-    update ops.runs set status = 'canceled' where id = p_run_id returning * into r;
-    perform pg_notify('ops_run_canceled', r.id::text);
-    return r;
-end
-$$;
-
 -- PostgreSQL lets everyone execute a new function; ops functions are for the
 -- three roles only. Every migration that adds functions ends like this.
 revoke all on all functions in schema ops from public;
@@ -170,7 +111,5 @@ grant execute on function
     ops.caller_is_service(), ops.may_operate(ops.runs), ops.create_org(text, text),
     ops.list_projects(boolean), ops.project_branches(uuid, boolean),
     ops.branch_builds(uuid, bigint, integer), ops.build_logs(bigint, integer, integer),
-    ops.build_priority(ops.stage, ops.run_trigger),
-    ops.enqueue_build(uuid, text, ops.run_trigger, text, integer, jsonb, boolean),
-    ops.cancel_run(bigint)
+    ops.build_priority(ops.stage, ops.run_trigger)
     to authenticated, service_role;

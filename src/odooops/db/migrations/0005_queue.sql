@@ -75,10 +75,9 @@ create trigger run_events_fence after insert on ops.run_events
 create trigger artifacts_fence after insert on ops.artifacts
     referencing new table as new_rows for each statement execute function ops.check_attempt_rows();
 
--- Replaces 0004's version: security definer, so that superseding and
--- debouncing may touch runs the caller could not update directly; the
--- caller's right to build on the branch is checked here instead.
-create or replace function ops.enqueue_build(
+-- Security definer, so that superseding and debouncing may touch runs the
+-- caller could not update directly; the caller's rights are checked here.
+create function ops.enqueue_build(
     p_branch_id uuid,
     p_commit_sha text,
     p_trigger ops.run_trigger default 'manual',
@@ -165,8 +164,8 @@ begin
 end
 $$;
 
--- Replaces 0004's version: security definer so the reason can be recorded.
-create or replace function ops.cancel_run(p_run_id bigint) returns ops.runs
+-- Security definer, so the reason can be recorded; the caller's rights are checked here.
+create function ops.cancel_run(p_run_id bigint) returns ops.runs
 language plpgsql security definer set search_path = '' as $$
 declare
     r ops.runs;
