@@ -1,7 +1,7 @@
 """Queue benchmark: odooops side by side with procrastinate and pgqueuer, each
 in its own database on one embedded PostgreSQL, all doing no-op jobs.
 
-    .venv/bin/python bench/queue.py [--jobs 20000] [--repeat 3] [--quick]
+    .venv/bin/python bench/queue.py [--jobs 10000] [--repeat 3] [--quick]
 
 Prints one JSON line per figure on stdout, progress on stderr. Needs the
 packages of requirements-bench.lock; see bench/README.md."""
@@ -19,6 +19,7 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import logging  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
@@ -313,6 +314,8 @@ async def measure(system, args) -> dict[str, list[float]]:
 
 
 async def bench(args) -> None:
+    # SIGTERM unwinds like ctrl-c, so the embedded server is stopped and removed.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     probe = Probe()
     with embedded_postgres() as (data_dir, owner):
         systems = {
@@ -321,6 +324,8 @@ async def bench(args) -> None:
             "pgqueuer": lambda: PgQueuer(create_database(owner, "bench_pgqueuer"), probe),
         }
         for name in args.systems:
+            # Anything else running on a 2-core machine skews every figure: say so.
+            info(f"{name}: load average {os.getloadavg()[0]:.2f} before it starts")
             system = systems[name]()
             await system.open()
             try:
@@ -333,7 +338,8 @@ async def bench(args) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--jobs", type=int, default=20000, help="jobs per throughput and batch-enqueue run")
+    # 20000 is the reference setting; 10000 keeps a default run near 10 minutes on 2 cores
+    p.add_argument("--jobs", type=int, default=10000, help="jobs per throughput and batch-enqueue run")
     p.add_argument("--single", type=int, default=None,
                    help="jobs per single-enqueue run (default: a quarter of --jobs)")
     p.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is reported")
@@ -350,4 +356,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    asyncio.run(bench(parse_args()))
+    try:
+        asyncio.run(bench(parse_args()))
+    except asyncio.CancelledError:
+        info("stopped by SIGTERM")
+        sys.exit(143)

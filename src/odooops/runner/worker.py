@@ -74,7 +74,7 @@ class Runner:
             await self.queue.deregister_worker(self.worker_id)
 
     async def _fill(self) -> None:
-        free = self.settings.runner_concurrency - len(self.jobs)
+        free = self.settings.runner_concurrency - len(self._tasks)  # jobs appear only once a task has begun
         if free <= 0:
             return
         try:
