@@ -232,3 +232,19 @@ def test_heartbeat_renews_and_reports_lost_runs(app_db, owner_db, settings, worl
 
     call(settings, work)
     assert runs(owner_db)  # nothing reaped by the renewed lease
+
+
+def test_batch_claim_started_and_finished_together(settings, world):
+    async def work(db):
+        q = Queue(db, SERVICE)
+        await q.enqueue_many(world.shop, "noop", [{}] * 5)
+        wid = (await q.register_worker("w", 1, "t", 5, None))["id"]
+        batch = await q.claim(wid, ["noop"], 30, 3, start=True)
+        assert [r["status"] for r in batch] == ["running"] * 3
+        stale = [(r["id"], r["attempt"]) for r in batch] + [(batch[0]["id"] + 3, 1)]  # one not held
+        with pytest.raises(LeaseLost, match="1 of 4 runs"):
+            await q.finish_many(stale, "succeeded", "ok")
+        done = await q.finish_many([(r["id"], r["attempt"]) for r in batch], "succeeded", "ok")
+        assert sorted(r["status"] for r in done) == ["succeeded"] * 3
+
+    call(settings, work)

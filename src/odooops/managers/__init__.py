@@ -15,9 +15,9 @@ class Manager:
         return self.db.transaction(self.actor)
 
     async def one(self, sql: str, params: dict | None = None) -> dict | None:
-        async with self.tx() as conn:
+        async with self.db.transaction(self.actor, pipeline=True) as conn:
             return await (await conn.execute(sql, params)).fetchone()
 
     async def all(self, sql: str, params: dict | None = None) -> list[dict]:
-        async with self.tx() as conn:
+        async with self.db.transaction(self.actor, pipeline=True) as conn:
             return await (await conn.execute(sql, params)).fetchall()

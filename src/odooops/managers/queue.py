@@ -24,9 +24,10 @@ class Queue(Manager):
         await self.one(Q["deregister_worker"], {"worker_id": worker_id})
 
     async def claim(self, worker_id: UUID, kinds: Sequence[str] | None = None, lease_seconds: int = 30,
-                    limit: int = 1) -> list[dict]:
+                    limit: int = 1, start: bool = False) -> list[dict]:
+        """Claim up to `limit` runs; with `start`, they are running already."""
         return await self.all(Q["claim"], {"worker_id": worker_id, "kinds": list(kinds) if kinds else None,
-                                           "lease_seconds": lease_seconds, "limit": limit})
+                                           "lease_seconds": lease_seconds, "limit": limit, "start": start})
 
     async def start(self, run_id: int, attempt: int) -> dict:
         return await self.one(Q["start"], {"run_id": run_id, "attempt": attempt})
@@ -35,6 +36,11 @@ class Queue(Manager):
                      exit_code: int | None = None, error: str | None = None) -> dict:
         return await self.one(Q["finish"], {"run_id": run_id, "attempt": attempt, "status": status,
                                             "result": result, "exit_code": exit_code, "error": error})
+
+    async def finish_many(self, runs: Sequence[tuple[int, int]], status: str, result: str | None = None) -> list[dict]:
+        """End a batch of (run id, attempt) at once: all of them, or none."""
+        return await self.all(Q["finish_many"], {"run_ids": [r for r, _ in runs], "attempts": [a for _, a in runs],
+                                                 "status": status, "result": result})
 
     async def heartbeat(self, worker_id: UUID, runs: Sequence[int], lease_seconds: int = 30) -> list[int]:
         rows = await self.all(Q["heartbeat"], {"worker_id": worker_id, "runs": list(runs),

@@ -5,13 +5,16 @@ select * from ops.register_worker(%(hostname)s, %(pid)s, %(version)s, %(capacity
 select ops.deregister_worker(%(worker_id)s);
 
 -- name: claim
-select * from ops.claim_next_run(%(worker_id)s, %(kinds)s, %(lease_seconds)s, %(limit)s);
+select * from ops.claim_next_run(%(worker_id)s, %(kinds)s, %(lease_seconds)s, %(limit)s, %(start)s);
 
 -- name: start
 select * from ops.start_run(%(run_id)s, %(attempt)s);
 
 -- name: finish
 select * from ops.finish_run(%(run_id)s, %(attempt)s, %(status)s, %(result)s, %(exit_code)s, %(error)s);
+
+-- name: finish_many
+select * from ops.finish_runs(%(run_ids)s, %(attempts)s, %(status)s, %(result)s);
 
 -- name: heartbeat
 select h as run_id from ops.heartbeat(%(worker_id)s, %(runs)s, %(lease_seconds)s) as h;

@@ -238,15 +238,17 @@ $$;
 -- The next runs (at most p_limit) this worker may take: queued, due, of a
 -- kind it runs, their branch not busy, their project under its concurrency
 -- cap. No row when there is none. attempt in a row is its fencing token.
+-- With p_start the runs go on to `running` in the same transaction.
 create function ops.claim_next_run(p_worker_id uuid, p_kinds text[] default null, p_lease_seconds integer default 30,
-                                   p_limit integer default 1)
+                                   p_limit integer default 1, p_start boolean default false)
 returns setof ops.runs
 language plpgsql set search_path = '' as $$
 declare
     c record;
-    cap integer;
     r ops.runs;
     taken integer := 0;
+    cap integer;
+    cap_of uuid;
 begin
     for c in
         select q.id, q.project_id, q.branch_id from ops.runs q
@@ -254,8 +256,10 @@ begin
            and (p_kinds is null or q.kind = any (p_kinds))
          order by q.priority desc, q.id
          limit greatest(p_limit, 1) * 4 + 16
-           for update skip locked
     loop
+        -- Lock only a run we take; one another claimer holds is skipped.
+        perform from ops.runs x where x.id = c.id and x.status = 'queued' for update skip locked;
+        continue when not found;
         -- Claims of one branch or one capped project take turns, so that two
         -- claimers cannot both see it idle; a busy lock means try the next run.
         if c.branch_id is not null then
@@ -263,7 +267,10 @@ begin
             continue when exists (select from ops.runs x where x.branch_id = c.branch_id
                                                           and x.status in ('claimed', 'running'));
         end if;
-        cap := ops.project_setting(c.project_id, 'max_concurrent_runs', 0);
+        if cap_of is distinct from c.project_id then  -- candidates mostly share a project
+            cap := ops.project_setting(c.project_id, 'max_concurrent_runs', 0);
+            cap_of := c.project_id;
+        end if;
         if cap > 0 then
             continue when not pg_try_advisory_xact_lock(hashtextextended(c.project_id::text, 1));
             continue when (select count(*) from ops.runs x where x.project_id = c.project_id
@@ -273,6 +280,9 @@ begin
                             lease_expires_at = now() + make_interval(secs => p_lease_seconds)
          where id = c.id
         returning * into r;
+        if p_start then
+            update ops.runs set status = 'running' where id = c.id returning * into r;
+        end if;
         return next r;
         taken := taken + 1;
         exit when taken >= p_limit;
@@ -312,6 +322,31 @@ begin
         perform pg_notify('ops_runs', p_run_id::text);
     end if;
     return r;
+end
+$$;
+
+-- Ends many runs of this worker at once (a batch it claimed together), or none
+-- of them: OP004 when any of the attempts is no longer current.
+create function ops.finish_runs(p_run_ids bigint[], p_attempts integer[], p_status ops.run_status,
+                                p_result ops.run_result default null)
+returns setof ops.runs
+language plpgsql set search_path = '' as $$
+declare
+    done integer;
+begin
+    if p_status not in ('succeeded', 'failed', 'canceled') then
+        raise exception 'runs end succeeded, failed or canceled, not %', p_status using errcode = 'OP001';
+    end if;
+    return query
+        update ops.runs r set status = p_status, result = p_result
+         where r.id = any (p_run_ids) and r.attempt = p_attempts[array_position(p_run_ids, r.id)]
+           and r.status in ('claimed', 'running')
+        returning r.*;
+    get diagnostics done = row_count;
+    if done <> coalesce(cardinality(p_run_ids), 0) then
+        raise exception '% of % runs are no longer held by their attempt', cardinality(p_run_ids) - done,
+            cardinality(p_run_ids) using errcode = 'OP004';
+    end if;
 end
 $$;
 
@@ -403,7 +438,8 @@ grant execute on function
     to authenticated, service_role;
 grant execute on function
     ops.fence(bigint, integer), ops.register_worker(text, integer, text, integer, text[]),
-    ops.claim_next_run(uuid, text[], integer, integer), ops.start_run(bigint, integer),
+    ops.claim_next_run(uuid, text[], integer, integer, boolean), ops.start_run(bigint, integer),
+    ops.finish_runs(bigint[], integer[], ops.run_status, ops.run_result),
     ops.finish_run(bigint, integer, ops.run_status, ops.run_result, integer, text),
     ops.heartbeat(uuid, bigint[], integer), ops.reap_expired(integer, integer),
     ops.deregister_worker(uuid), ops.enqueue_run(uuid, text, jsonb, integer, uuid, ops.run_trigger)
