@@ -14,10 +14,16 @@ class Manager:
     def tx(self):
         return self.db.transaction(self.actor)
 
+    # One statement in its own pipelined transaction, its rows read once the
+    # transaction has committed: BEGIN, settings, statement and COMMIT then
+    # cost the server a single round trip.
+
     async def one(self, sql: str, params: dict | None = None) -> dict | None:
         async with self.db.transaction(self.actor, pipeline=True) as conn:
-            return await (await conn.execute(sql, params)).fetchone()
+            cur = await conn.execute(sql, params)
+        return await cur.fetchone()
 
     async def all(self, sql: str, params: dict | None = None) -> list[dict]:
         async with self.db.transaction(self.actor, pipeline=True) as conn:
-            return await (await conn.execute(sql, params)).fetchall()
+            cur = await conn.execute(sql, params)
+        return await cur.fetchall()

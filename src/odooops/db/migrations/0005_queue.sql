@@ -239,10 +239,13 @@ $$;
 -- kind it runs, their branch not busy, their project under its concurrency
 -- cap. No row when there is none. attempt in a row is its fencing token.
 -- With p_start the runs go on to `running` in the same transaction.
+-- The planner settings keep the candidates an ordered walk of runs_queue_idx
+-- that stops after a few rows: right after a bulk enqueue, before statistics
+-- catch up, it would otherwise read and sort the whole queue on every claim.
 create function ops.claim_next_run(p_worker_id uuid, p_kinds text[] default null, p_lease_seconds integer default 30,
                                    p_limit integer default 1, p_start boolean default false)
 returns setof ops.runs
-language plpgsql set search_path = '' as $$
+language plpgsql set search_path = '' set enable_bitmapscan = off set enable_sort = off as $$
 declare
     c record;
     r ops.runs;
