@@ -164,8 +164,9 @@ begin
 end
 $$;
 
--- Security definer, so the reason can be recorded; the caller's rights are checked here.
-create function ops.cancel_run(p_run_id bigint) returns ops.runs
+-- A run locked for a change, if the caller may see it; else "not found",
+-- exactly as for a run that does not exist.
+create function ops.lock_visible_run(p_run_id bigint) returns ops.runs
 language plpgsql security definer set search_path = '' as $$
 declare
     r ops.runs;
@@ -174,6 +175,17 @@ begin
     if not found or (not ops.caller_is_service() and ops.project_role(r.project_id) is null) then
         raise exception 'run % not found', p_run_id using errcode = 'OP002';
     end if;
+    return r;
+end
+$$;
+
+-- Security definer, so the reason can be recorded; the caller's rights are checked here.
+create function ops.cancel_run(p_run_id bigint) returns ops.runs
+language plpgsql security definer set search_path = '' as $$
+declare
+    r ops.runs;
+begin
+    r := ops.lock_visible_run(p_run_id);
     if not ops.may_operate(r) then
         raise exception 'your role in this project cannot cancel run %', p_run_id using errcode = '42501';
     end if;
@@ -209,10 +221,7 @@ language plpgsql security definer set search_path = '' as $$
 declare
     r ops.runs;
 begin
-    select * into r from ops.runs where id = p_run_id for update;
-    if not found or (not ops.caller_is_service() and ops.project_role(r.project_id) is null) then
-        raise exception 'run % not found', p_run_id using errcode = 'OP002';
-    end if;
+    r := ops.lock_visible_run(p_run_id);
     if not ops.caller_is_service() and coalesce(ops.project_role(r.project_id) < 'admin', true) then
         raise exception 'only an admin of this project can authorize runs' using errcode = '42501';
     end if;
