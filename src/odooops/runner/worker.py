@@ -55,6 +55,8 @@ class Runner:
         self.worker_id = worker["id"]
         log.info("worker %s up: concurrency %s, kinds %s", self.worker_id, self.settings.runner_concurrency,
                  ",".join(self.settings.runner_kinds))
+        if not getattr(self.executor, "sandboxed", True):
+            log.warning("bubblewrap (bwrap) is not installed: phases run without a sandbox, with network")
         background = [asyncio.create_task(self._listen()), asyncio.create_task(self._heartbeat())]
         stopper = asyncio.create_task(stop.wait())
         try:
