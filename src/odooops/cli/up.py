@@ -29,7 +29,7 @@ async def _serve(demo_project: bool) -> None:
     s = settings()
     kind = "external" if s.database_url else f"embedded in {s.data_dir}"
     with out.status("starting the database and migrating…"):
-        owner = await runtime.prepare(s, always=True)
+        await runtime.prepare(s, always=True)
     async with runtime.database(s) as db:
         if demo_project:
             name = await demo.create(db, s.data_dir)
@@ -37,7 +37,7 @@ async def _serve(demo_project: bool) -> None:
         projects = await Projects(db, Actor.service()).list()
         out.print(f"[green]●[/] OdooOps {__version__} is up — PostgreSQL {kind}, schema migrated, "
                   f"{len(projects)} project(s).")
-        out.print(f"  database: {runtime.display_url(owner).split('@')[-1]}")
+        out.print("  database: [bold]odooops db url[/] prints its URL (it holds the owner's password)")
         worker = runtime.runner(s, db)
         out.print(f"  runner: {s.runner_concurrency} slot(s) for {', '.join(s.runner_kinds)} runs "
                   f"({worker.executor.name} executor{', sandboxed' if getattr(worker.executor, 'sandboxed', False) else ''})")
