@@ -296,3 +296,16 @@ def test_runs_and_workers_commands(settings, project, runners, cli):
     assert "running on a worker" in listing
     assert "build" in cli("workers").stdout
     cli("run", "cancel", str(queued))
+
+
+def test_second_ctrl_c_hands_back_at_once(settings, project, runners):
+    project({".odooops.toml": recipe({"name": "long", "command": "echo begin; sleep 1238.5"})})
+    runner = runners(ODOOOPS_SHUTDOWN_GRACE_SECONDS="600")
+    run_id = trigger(settings)
+    wait_until(lambda: "begin" in messages(settings, run_id), what="the phase to begin")
+    runner.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    runner.send_signal(signal.SIGINT)
+    assert runner.wait(timeout=20) == 0  # far sooner than the 600 s grace
+    assert run_row(settings, run_id)["status"] == "queued"
+    assert no_process("1238.5")
