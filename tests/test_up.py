@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import httpx
+
 from conftest import owner_conn
 
 
@@ -29,7 +31,10 @@ def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 120) -> li
 
 
 def test_up_with_demo_then_ctrl_c(tmp_path):
-    env = odooops_env(tmp_path / "data")
+    from test_api import free_port
+
+    port = free_port()
+    env = {**odooops_env(tmp_path / "data"), "ODOOOPS_PORT": str(port)}
     up = subprocess.Popen([sys.executable, "-m", "odooops", "up", "--demo"], env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -44,6 +49,7 @@ def test_up_with_demo_then_ctrl_c(tmp_path):
                              capture_output=True, text=True, timeout=60).stdout.strip()
         with owner_conn(url) as conn:
             assert conn.execute("select count(*) as n from ops.runs").fetchone()["n"] == 3
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"ok": True}
     finally:
         up.send_signal(signal.SIGINT)
         out, err = up.communicate(timeout=60)

@@ -25,6 +25,13 @@ class InvalidInput(OpsError):
     status = 422
 
 
+class Unauthenticated(OpsError):
+    """Sign in first: send `Authorization: Bearer <token>`."""
+
+    code = "unauthenticated"
+    status = 401
+
+
 class NotFound(OpsError):
     """Not found."""
 

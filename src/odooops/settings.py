@@ -51,6 +51,8 @@ DOCUMENTED = [
     ("ODOOOPS_POOL_SIZE", "10", "Largest number of database connections one process opens."),
     ("ODOOOPS_AS", "(none)", "Email of the user the CLI acts as, under row-level security. Unset: the local operator (service_role)."),
     ("ODOOOPS_DEMO", "(off)", "`odooops up --demo`: also create the demo project."),
+    ("ODOOOPS_HOST", "127.0.0.1", "Address the HTTP server listens on."),
+    ("ODOOOPS_PORT", "8600", "Port of the HTTP server (API, and the console as it lands)."),
     ("ODOOOPS_RUNNER_CONCURRENCY", "2", "How many runs one runner executes at once."),
     ("ODOOOPS_RUNNER_KINDS", "build", "Comma-separated kinds of run a runner claims."),
     ("ODOOOPS_POLL_SECONDS", "2", "How often an idle runner looks for work when no notification woke it."),
@@ -70,6 +72,8 @@ class Settings:
     app_password: Secret | None = None
     pool_size: int = 10
     acting_as: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8600
     runner_concurrency: int = 2
     runner_kinds: tuple[str, ...] = ("build",)
     poll_seconds: float = 2.0
@@ -89,6 +93,8 @@ class Settings:
             app_password=_secret("ODOOOPS_APP_PASSWORD"),
             pool_size=_number(env, "ODOOOPS_POOL_SIZE", 10, int),
             acting_as=env.get("ODOOOPS_AS") or None,
+            host=env.get("ODOOOPS_HOST") or "127.0.0.1",
+            port=_number(env, "ODOOOPS_PORT", 8600, int),
             runner_concurrency=_number(env, "ODOOOPS_RUNNER_CONCURRENCY", 2, int),
             runner_kinds=tuple(k.strip() for k in env.get("ODOOOPS_RUNNER_KINDS", "build").split(",") if k.strip()),
             poll_seconds=_number(env, "ODOOOPS_POLL_SECONDS", 2.0, float),

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from odooops import __version__, demo, runtime
+from odooops.cli import serve
 from odooops.cli.context import out, settings
 from odooops.cli.runner import stop_on_signals
 from odooops.db import Actor, embedded
@@ -39,8 +40,15 @@ async def _serve(demo_project: bool) -> None:
                   f"{len(projects)} project(s).")
         out.print("  database: [bold]odooops db url[/] prints its URL (it holds the owner's password)")
         worker = runtime.runner(s, db)
+        http = serve.server(s, db, own_signals=False)
+        http_task = asyncio.create_task(http.serve())
+        out.print(f"  api: http://{s.host}:{s.port}/api/v1 (docs at /api/v1/docs)")
         out.print(f"  runner: {s.runner_concurrency} slot(s) for {', '.join(s.runner_kinds)} runs "
                   f"({worker.executor.name} executor{', sandboxed' if getattr(worker.executor, 'sandboxed', False) else ''})")
         out.print("  Press Ctrl-C to stop.")
-        await worker.run(stop_on_signals(worker))
-        out.print("stopped the runner")
+        try:
+            await worker.run(stop_on_signals(worker))
+            out.print("stopped the runner")
+        finally:
+            http.should_exit = True
+            await http_task

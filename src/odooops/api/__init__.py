@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): the same managers as the CLI, behind tokens."""

@@ -1,0 +1,33 @@
+"""Who is asking: a bearer token resolved to a user, as the actor every
+manager call of the request runs as (role `authenticated`, under RLS)."""
+
+from __future__ import annotations
+
+from fastapi import Depends, Request
+
+from odooops.db import Actor, Database
+from odooops.errors import Forbidden, Unauthenticated
+from odooops.managers.tokens import Tokens
+
+
+def db(request: Request) -> Database:
+    return request.app.state.db
+
+
+async def actor(request: Request) -> Actor:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated()
+    found = await Tokens(request.app.state.db, Actor.anonymous()).resolve(token.strip())
+    if found is None:
+        raise Unauthenticated("that token is not valid: it is unknown, revoked or expired")
+    request.state.scopes = found["scopes"]
+    return Actor.user(found["user_id"])
+
+
+async def writer(request: Request, who: Actor = Depends(actor)) -> Actor:
+    """The actor, when its token may change things."""
+    if "write" not in request.state.scopes:
+        raise Forbidden("this token may only read: create one with the write scope")
+    return who

@@ -1,0 +1,86 @@
+"""/api/v1: projects, branches, builds, runs, logs, the queue and workers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from odooops.api.deps import actor, db, writer
+from odooops.db import Actor, Database
+from odooops.managers.branches import Branches
+from odooops.managers.projects import Projects, masked
+from odooops.managers.queue import Queue
+from odooops.managers.runs import Runs
+
+router = APIRouter(prefix="/api/v1")
+Db = Annotated[Database, Depends(db)]
+Reader = Annotated[Actor, Depends(actor)]
+Writer = Annotated[Actor, Depends(writer)]
+
+
+class BuildRequest(BaseModel):
+    commit: str | None = Field(None, description="Commit to build; default: the branch head in the repository.",
+                               pattern="^[0-9a-fA-F]{7,64}$")
+
+
+@router.get("/projects")
+async def list_projects(db: Db, who: Reader) -> list[dict]:
+    return await Projects(db, who).list()
+
+
+@router.get("/projects/{org}/{project}")
+async def get_project(org: str, project: str, db: Db, who: Reader) -> dict:
+    row = await Projects(db, who).get(f"{org}/{project}")
+    return {**row, "settings": masked(row["settings"])}
+
+
+@router.get("/projects/{org}/{project}/branches")
+async def list_branches(org: str, project: str, db: Db, who: Reader) -> list[dict]:
+    return await Branches(db, who).list(f"{org}/{project}")
+
+
+@router.get("/projects/{org}/{project}/builds")
+async def list_builds(org: str, project: str, db: Db, who: Reader, branch: str | None = None,
+                      before: Annotated[int | None, Query(ge=1)] = None,
+                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
+    return await Runs(db, who).builds(f"{org}/{project}", branch, before, limit)
+
+
+@router.post("/projects/{org}/{project}/branches/{branch}/builds", status_code=201)
+async def trigger_build(org: str, project: str, branch: str, db: Db, who: Writer,
+                        body: BuildRequest | None = None) -> dict:
+    run = await Runs(db, who).trigger_build(f"{org}/{project}", branch, body.commit if body else None, "api")
+    return {"build_id": run["id"], "status": run["status"], "queue_id": run["id"], "created_at": run["created_at"]}
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: int, db: Db, who: Reader) -> dict:
+    return await Runs(db, who).get(run_id)
+
+
+@router.get("/runs/{run_id}/logs")
+async def run_logs(run_id: int, db: Db, who: Reader, after_seq: Annotated[int, Query(ge=0)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict]:
+    return await Runs(db, who).logs(run_id, after_seq, limit)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(run_id: int, db: Db, who: Writer) -> dict:
+    return await Runs(db, who).cancel(run_id)
+
+
+@router.post("/runs/{run_id}/authorize")
+async def authorize_run(run_id: int, db: Db, who: Writer) -> dict:
+    return await Queue(db, who).authorize(run_id)
+
+
+@router.get("/queue")
+async def queue(db: Db, who: Reader) -> list[dict]:
+    return await Queue(db, who).queue()
+
+
+@router.get("/workers")
+async def workers(db: Db, who: Reader) -> list[dict]:
+    return await Queue(db, who).workers()

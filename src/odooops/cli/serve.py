@@ -1,0 +1,79 @@
+"""`odooops serve` and `odooops token …`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from odooops import runtime
+from odooops.cli.context import ago, out, run, settings, table
+from odooops.errors import InvalidInput
+from odooops.managers.tokens import Tokens
+
+token_app = typer.Typer(help="Personal API tokens.", no_args_is_help=True)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # inside `up`, Ctrl-C belongs to the runner, which stops us
+        yield
+
+
+def server(s, db, *, own_signals: bool = True) -> uvicorn.Server:
+    """The HTTP server on an open database, to run in the caller's event loop."""
+    from odooops.api.app import create_app
+
+    config = uvicorn.Config(create_app(s, db), host=s.host, port=s.port, log_level="warning", lifespan="on")
+    return (uvicorn.Server if own_signals else _Server)(config)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(envvar="ODOOOPS_HOST", help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(envvar="ODOOOPS_PORT", help="Port to listen on.")] = None,
+) -> None:
+    """Serve the HTTP API (/api/v1, docs at /api/v1/docs) until Ctrl-C."""
+    s = settings().with_overrides(host=host, port=port)
+
+    async def main() -> None:
+        await runtime.prepare(s)
+        async with runtime.database(s) as db:
+            out.print(f"serving http://{s.host}:{s.port}/api/v1 (docs at /api/v1/docs)")
+            await server(s, db).serve()
+
+    asyncio.run(main())
+
+
+@token_app.command("create")
+def token_create(
+    name: str,
+    user: Annotated[str | None, typer.Option(help="Email of the user it is for (the operator names one).")] = None,
+    scopes: Annotated[str, typer.Option(help="read, or read,write.")] = "read",
+    expires_in_days: Annotated[int | None, typer.Option(help="Days until it expires (default: never).")] = None,
+) -> None:
+    """Create an API token; it is printed once and stored only as a hash."""
+    wanted = [x.strip() for x in scopes.split(",") if x.strip()]
+    row, token = run(lambda db, actor: Tokens(db, actor).create(user, name, wanted, expires_in_days))
+    out.print(f"token [bold]{row['name']}[/] ({', '.join(row['scopes'])}) — shown this once, keep it safe:")
+    print(token)
+
+
+@token_app.command("list")
+def token_list(user: Annotated[str | None, typer.Option(help="Email of the user (the operator names one).")] = None) -> None:
+    """List a user's tokens (never their values)."""
+    async def work(db, actor):
+        from odooops.managers import lookup
+
+        if user is None and actor.user_id is None:
+            raise InvalidInput("name the user with --user")
+        async with db.transaction(actor) as conn:
+            user_id = actor.user_id if user is None else (await lookup.user(conn, user))["id"]
+        return await Tokens(db, actor).list(user_id)
+
+    rows = run(work)
+    table(["id", "name", "scopes", "expires", "last used", "revoked"],
+          [[str(t["id"])[:8], t["name"], ",".join(t["scopes"]), t["expires_at"], ago(t["last_used_at"]),
+            "yes" if t["revoked_at"] else ""] for t in rows])

@@ -1,0 +1,170 @@
+"""The HTTP API over real HTTP: a real server process, tokens, row-level
+security with an owner, a teammate and a stranger, and one error shape."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from conftest import APP_PASSWORD, owner_conn
+from helpers import SERVICE, call, make_repo, recipe
+from odooops.managers.branches import Branches
+from odooops.managers.orgs import Orgs
+from odooops.managers.projects import Projects
+from odooops.managers.tokens import Tokens
+from odooops.managers.users import Users
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def api(settings):
+    """A running `odooops serve`; yields its base URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
+    env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
+                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_PORT": str(port)})
+    proc = subprocess.Popen([sys.executable, "-m", "odooops", "serve"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError(proc.stdout.read())
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def tenants(settings, tmp_path):
+    """Alice owns acme/shop, Bob is a viewer there, Eve owns evil/lab; each has a read+write token."""
+    repo = str(make_repo(tmp_path / "repo", {".odooops.toml": recipe({"name": "ok", "command": "true"})},
+                         branches=("feature",)))
+
+    async def work(db):
+        emails = {"alice": "alice@acme.test", "bob": "bob@acme.test", "eve": "eve@evil.test"}
+        for email in emails.values():
+            await Users(db, SERVICE).create(email)
+        await Orgs(db, SERVICE).create("acme", owner_email=emails["alice"])
+        await Orgs(db, SERVICE).create("evil", owner_email=emails["eve"])
+        await Orgs(db, SERVICE).add_member("acme", emails["bob"], "viewer")
+        await Projects(db, SERVICE).create("acme/shop", repo)
+        await Projects(db, SERVICE).create("evil/lab", repo)
+        await Branches(db, SERVICE).add("acme/shop", "feature")
+        tokens = {name: (await Tokens(db, SERVICE).create(email, "test", ["read", "write"]))[1]
+                  for name, email in emails.items()}
+        tokens["alice_read"] = (await Tokens(db, SERVICE).create(emails["alice"], "ro", ["read"]))[1]
+        return tokens
+
+    return call(settings, work)
+
+
+def as_(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def envelope(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["ok"] is False and body["code"] == code and body["error"]
+    return body["error"]
+
+
+def test_healthz_and_openapi(api):
+    assert httpx.get(f"{api}/healthz").json() == {"ok": True}
+    schema = httpx.get(f"{api}/api/v1/openapi.json").json()
+    assert "/api/v1/projects" in schema["paths"]
+    assert httpx.get(f"{api}/api/v1/docs").status_code == 200
+
+
+def test_no_or_bad_token_is_401(api, tenants):
+    envelope(httpx.get(f"{api}/api/v1/projects"), 401, "unauthenticated")
+    envelope(httpx.get(f"{api}/api/v1/projects", headers=as_("oot_nope")), 401, "unauthenticated")
+    envelope(httpx.get(f"{api}/api/v1/projects", headers={"Authorization": "Basic x"}), 401, "unauthenticated")
+
+
+def test_owner_teammate_stranger(api, tenants, settings):
+    listed = {who: [f"{p['org_slug']}/{p['slug']}" for p in
+                    httpx.get(f"{api}/api/v1/projects", headers=as_(tenants[who])).json()]
+              for who in ("alice", "bob", "eve")}
+    assert listed == {"alice": ["acme/shop"], "bob": ["acme/shop"], "eve": ["evil/lab"]}
+    assert httpx.get(f"{api}/api/v1/projects/acme/shop", headers=as_(tenants["bob"])).status_code == 200
+    # a stranger learns nothing, not even that it exists
+    message = envelope(httpx.get(f"{api}/api/v1/projects/acme/shop", headers=as_(tenants["eve"])), 404, "not_found")
+    assert message == envelope(httpx.get(f"{api}/api/v1/projects/acme/nothing", headers=as_(tenants["eve"])),
+                               404, "not_found").replace("nothing", "shop")
+    envelope(httpx.get(f"{api}/api/v1/projects/acme/shop/branches", headers=as_(tenants["eve"])), 404, "not_found")
+
+
+def test_trigger_list_logs_cancel(api, tenants):
+    alice = as_(tenants["alice"])
+    created = httpx.post(f"{api}/api/v1/projects/acme/shop/branches/feature/builds", headers=alice)
+    assert created.status_code == 201, created.text
+    build = created.json()
+    assert set(build) == {"build_id", "status", "queue_id", "created_at"} and build["status"] == "queued"
+    builds = httpx.get(f"{api}/api/v1/projects/acme/shop/builds", headers=alice).json()
+    assert [b["id"] for b in builds] == [build["build_id"]]
+    assert httpx.get(f"{api}/api/v1/runs/{build['build_id']}/logs", headers=alice).json() == []
+    envelope(httpx.get(f"{api}/api/v1/runs/{build['build_id']}", headers=as_(tenants["eve"])), 404, "not_found")
+    envelope(httpx.post(f"{api}/api/v1/runs/{build['build_id']}/cancel", headers=as_(tenants["eve"])),
+             404, "not_found")
+    envelope(httpx.post(f"{api}/api/v1/runs/{build['build_id']}/cancel", headers=as_(tenants["bob"])),
+             403, "forbidden")
+    assert httpx.post(f"{api}/api/v1/runs/{build['build_id']}/cancel", headers=alice).json()["status"] == "canceled"
+    envelope(httpx.post(f"{api}/api/v1/runs/{build['build_id']}/cancel", headers=alice), 409, "invalid_transition")
+
+
+def test_roles_and_scopes(api, tenants):
+    url = f"{api}/api/v1/projects/acme/shop/branches/main/builds"
+    assert "cannot start builds on production" in envelope(httpx.post(url, headers=as_(tenants["bob"])),
+                                                           403, "forbidden")
+    assert "only read" in envelope(httpx.post(url, headers=as_(tenants["alice_read"])), 403, "forbidden")
+    envelope(httpx.post(url, headers=as_(tenants["eve"])), 404, "not_found")
+
+
+@pytest.mark.parametrize("path,body,status,code", [
+    ("/api/v1/projects/acme/shop/branches/main/builds", {"commit": "not-a-sha"}, 422, "invalid_input"),
+    ("/api/v1/projects/acme/shop/branches/nope/builds", None, 404, "not_found"),
+    ("/api/v1/runs/abc/cancel", None, 422, "invalid_input"),
+    ("/api/v1/nowhere", None, 404, "not_found"),
+])
+def test_bad_input_is_a_4xx_envelope(api, tenants, path, body, status, code):
+    envelope(httpx.post(f"{api}{path}", json=body, headers=as_(tenants["alice"])), status, code)
+
+
+def test_responses_carry_a_request_id(api):
+    response = httpx.get(f"{api}/healthz", headers={"X-Request-Id": "abc123"})
+    assert response.headers["x-request-id"] == "abc123"
+    assert len(httpx.get(f"{api}/healthz").headers["x-request-id"]) == 32
+
+
+def test_tokens_are_stored_hashed_and_expire(api, tenants, owner_db, cli):
+    with owner_conn(owner_db) as conn:
+        hashes = [r["token_hash"] for r in conn.execute("select token_hash from ops.api_tokens")]
+        assert tenants["alice"] not in hashes and all(len(h) == 64 for h in hashes)
+        conn.execute("update ops.api_tokens set expires_at = now() - interval '1 s'")
+    envelope(httpx.get(f"{api}/api/v1/projects", headers=as_(tenants["alice"])), 401, "unauthenticated")
+    listed = cli("token", "list", "--user", "alice@acme.test")
+    assert listed.returncode == 0 and "test" in listed.stdout and "oot_" not in listed.stdout
+    created = cli("token", "create", "cli", "--user", "alice@acme.test", "--scopes", "read,write")
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("oot_")
+    assert httpx.get(f"{api}/api/v1/projects", headers=as_(token)).status_code == 200
+    assert cli("token", "create", "bad", "--user", "alice@acme.test", "--scopes", "admin").returncode == 1
