@@ -168,3 +168,34 @@ def test_tokens_are_stored_hashed_and_expire(api, tenants, owner_db, cli):
     assert token.startswith("oot_")
     assert httpx.get(f"{api}/api/v1/projects", headers=as_(token)).status_code == 200
     assert cli("token", "create", "bad", "--user", "alice@acme.test", "--scopes", "admin").returncode == 1
+
+
+def sse(response: httpx.Response) -> list[dict]:
+    events, current = [], {}
+    for line in response.iter_lines():
+        if not line:
+            if current:
+                events.append(current)
+            current = {}
+            continue
+        key, _, value = line.partition(": ")
+        current[key] = value
+    return events
+
+
+def test_log_stream_resumes_and_ends_with_the_run(api, tenants, owner_db):
+    alice = as_(tenants["alice"])
+    run_id = httpx.post(f"{api}/api/v1/projects/acme/shop/branches/feature/builds", headers=alice).json()["build_id"]
+    with owner_conn(owner_db) as conn:
+        conn.execute("insert into ops.run_events (run_id, seq, message) select %s, g, 'line ' || g "
+                     "from generate_series(1, 5) g", (run_id,))
+        conn.execute("update ops.runs set status = 'canceled' where id = %s", (run_id,))
+    with httpx.stream("GET", f"{api}/api/v1/runs/{run_id}/logs/stream", headers=alice, timeout=10) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse(response)
+    assert [e["id"] for e in events if e["event"] == "line"] == ["1", "2", "3", "4", "5"]
+    assert events[-1]["event"] == "end" and '"canceled"' in events[-1]["data"]
+    with httpx.stream("GET", f"{api}/api/v1/runs/{run_id}/logs/stream",
+                      headers={**alice, "Last-Event-ID": "3"}, timeout=10) as response:
+        assert [e["id"] for e in sse(response) if e["event"] == "line"] == ["4", "5"]
+    envelope(httpx.get(f"{api}/api/v1/runs/{run_id}/logs/stream", headers=as_(tenants["eve"])), 404, "not_found")

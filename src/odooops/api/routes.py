@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from odooops.api.deps import actor, db, writer
@@ -64,6 +67,38 @@ async def get_run(run_id: int, db: Db, who: Reader) -> dict:
 async def run_logs(run_id: int, db: Db, who: Reader, after_seq: Annotated[int, Query(ge=0)] = 0,
                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict]:
     return await Runs(db, who).logs(run_id, after_seq, limit)
+
+
+FINAL = {"succeeded", "failed", "canceled", "superseded"}
+SSE_POLL_SECONDS = 0.2
+
+
+@router.get("/runs/{run_id}/logs/stream", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def stream_logs(run_id: int, request: Request, db: Db, who: Reader,
+                      last_event_id: Annotated[int | None, Header(ge=0)] = None,
+                      after_seq: Annotated[int, Query(ge=0)] = 0) -> StreamingResponse:
+    """The log as Server-Sent Events, one event per line (id = its seq); it
+    resumes after `Last-Event-ID` and ends with an `end` event when the run does."""
+    runs = Runs(db, who)
+    await runs.get(run_id)  # 404 before the stream starts, not inside it
+
+    async def events():
+        after = last_event_id if last_event_id is not None else after_seq
+        while not await request.is_disconnected():
+            run = await runs.get(run_id)
+            while lines := await runs.logs(run_id, after, 1000):
+                for e in lines:
+                    data = json.dumps({"seq": e["seq"], "ts": e["ts"].isoformat(), "level": e["level"],
+                                       "phase": e["phase"], "stream": e["stream"], "message": e["message"]})
+                    yield f"id: {e['seq']}\nevent: line\ndata: {data}\n\n"
+                after = lines[-1]["seq"]
+            if run["status"] in FINAL:
+                yield f"event: end\ndata: {json.dumps({'status': run['status'], 'result': run['result']})}\n\n"
+                return
+            await asyncio.sleep(SSE_POLL_SECONDS)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/runs/{run_id}/cancel")
