@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -16,8 +17,10 @@ from odooops.settings import Secret, Settings
 SECRETS_FILE = "secrets.json"
 
 
+@functools.cache
 def owner_conninfo(settings: Settings) -> str:
-    """The owner role's connection: the configured URL, else the embedded server."""
+    """The owner role's connection: the configured URL, else the embedded server
+    (started once per process, however many parts ask)."""
     if settings.database_url is not None:
         return make_conninfo(settings.database_url.reveal())
     return make_conninfo(embedded.start(settings.data_dir))
