@@ -1,0 +1,99 @@
+"""GitHub, GitLab and Gitea events read into one shape: what OdooOps does
+with a delivery depends only on this."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from odooops.errors import InvalidInput
+
+ZERO = "0" * 40
+BUILD_PR_ACTIONS = {"opened", "reopened", "synchronize", "synchronized", "open", "reopen", "update"}
+
+
+@dataclass(frozen=True)
+class HookEvent:
+    action: str                 # push | branch_deleted | pull_request | ping | ignored
+    repository: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+    pr_number: int | None = None
+    from_fork: bool = False
+    reason: str = ""            # for ignored events: why
+
+
+def parse(host: str, event: str, body: bytes) -> HookEvent:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"the delivery's body is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise InvalidInput("the delivery's body is not a JSON object")
+    reader = {"github": _github, "gitlab": _gitlab, "gitea": _gitea}[host]
+    try:
+        return reader(event, payload)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInput(f"the {event or 'unnamed'} event lacks a field OdooOps needs: {exc}") from exc
+
+
+def _branch(ref: str) -> str | None:
+    return ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else None
+
+
+def _push(payload: dict, repository: str | None) -> HookEvent:
+    branch = _branch(payload["ref"])
+    if branch is None:
+        return HookEvent("ignored", repository, reason=f"not a branch: {payload['ref']}")
+    after = payload.get("after") or payload.get("checkout_sha") or ZERO
+    if payload.get("deleted") or after == ZERO:
+        return HookEvent("branch_deleted", repository, branch)
+    return HookEvent("push", repository, branch, after)
+
+
+def _github(event: str, p: dict) -> HookEvent:
+    repository = (p.get("repository") or {}).get("clone_url")
+    if event == "ping":
+        return HookEvent("ping", repository)
+    if event == "push":
+        return _push(p, repository)
+    if event == "pull_request":
+        return _pull_request(p, p["action"], repository)
+    return HookEvent("ignored", repository, reason=f"event {event!r} is not built")
+
+
+def _pull_request(p: dict, action: str, repository: str | None) -> HookEvent:
+    """GitHub's and Gitea's pull requests share a shape."""
+    pr = p["pull_request"]
+    if action not in BUILD_PR_ACTIONS:
+        return HookEvent("ignored", repository, reason=f"pull request {action}")
+    head, base = pr["head"], pr["base"]
+    head_repo = (head.get("repo") or {}).get("full_name")
+    fork = head_repo is None or head_repo != (base.get("repo") or {}).get("full_name")
+    return HookEvent("pull_request", repository, head["ref"], head["sha"], int(pr["number"]), fork)
+
+
+def _gitlab(event: str, p: dict) -> HookEvent:
+    repository = (p.get("project") or p.get("repository") or {}).get("git_http_url")
+    if event == "Push Hook":
+        return _push(p, repository)
+    if event == "Merge Request Hook":
+        mr = p["object_attributes"]
+        action = mr.get("action", "")
+        if action not in BUILD_PR_ACTIONS:
+            return HookEvent("ignored", repository, reason=f"merge request {action or 'event'}")
+        fork = mr["source_project_id"] != mr["target_project_id"]
+        return HookEvent("pull_request", repository, mr["source_branch"], mr["last_commit"]["id"],
+                         int(mr["iid"]), fork)
+    return HookEvent("ignored", repository, reason=f"event {event!r} is not built")
+
+
+def _gitea(event: str, p: dict) -> HookEvent:
+    repository = (p.get("repository") or {}).get("clone_url")
+    if event == "push":
+        return _push(p, repository)
+    if event == "pull_request":
+        return _pull_request(p, p["action"], repository)
+    if event == "delete" and p.get("ref_type") == "branch":
+        return HookEvent("branch_deleted", repository, p["ref"])
+    return HookEvent("ignored", repository, reason=f"event {event!r} is not built")
