@@ -47,8 +47,8 @@ class Odooops:
 
     name = "odooops"
     # figure: (worker loops, runs claimed per call); each loop claims and starts
-    # in one transaction, runs the no-op handlers, then finishes what it claimed
-    # in one more (finish for one run, finish_many for a batch)
+    # in one transaction, runs the no-op handlers, then finishes those and claims
+    # the next in one more (finish_and_claim)
     throughputs = {"throughput_c1": (1, 1), "throughput_c4": (4, 1), "throughput_c4_batch10": (4, 10)}
 
     def __init__(self, data_dir: Path, probe: Probe):
@@ -86,8 +86,13 @@ class Odooops:
         return await seconds(asyncio.gather(*(self._drain_loop(batch) for _ in range(loops))))
 
     async def _drain_loop(self, batch: int) -> None:
-        while runs := await self.q.claim(self.worker_id, [KIND], LEASE_SECONDS, limit=batch, start=True):
-            await self._run(runs)
+        # as a worker loops: finishing what it ran and claiming the next is one transaction
+        runs = await self.q.claim(self.worker_id, [KIND], LEASE_SECONDS, limit=batch, start=True)
+        while runs:
+            for _ in runs:
+                self.probe.hit()
+            runs = await self.q.finish_and_claim([(r["id"], r["attempt"]) for r in runs], "succeeded", "ok",
+                                                 self.worker_id, [KIND], LEASE_SECONDS, batch, start=True)
 
     async def _run(self, runs: list[dict]) -> None:
         for _ in runs:

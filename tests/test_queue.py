@@ -248,3 +248,19 @@ def test_batch_claim_started_and_finished_together(settings, world):
         assert sorted(r["status"] for r in done) == ["succeeded"] * 3
 
     call(settings, work)
+
+
+def test_finish_and_claim_in_one_transaction(settings, world):
+    async def work(db):
+        q = Queue(db, SERVICE)
+        await q.enqueue_many(world.shop, "noop", [{}] * 3)
+        wid = (await q.register_worker("w", 1, "t", 1, None))["id"]
+        first = await q.claim(wid, ["noop"], 30, 1, start=True)
+        second = await q.finish_and_claim([(first[0]["id"], 1)], "succeeded", "ok", wid, ["noop"], 30, 2, True)
+        assert len(second) == 2 and first[0]["id"] not in {r["id"] for r in second}
+        with pytest.raises(LeaseLost):  # a stale finish claims nothing either
+            await q.finish_and_claim([(first[0]["id"], 1)], "succeeded", "ok", wid, ["noop"], 30, 1, True)
+        assert await q.finish_and_claim([(r["id"], r["attempt"]) for r in second], "succeeded", "ok", wid,
+                                        ["noop"], 30, 1, True) == []
+
+    call(settings, work)

@@ -42,6 +42,15 @@ class Queue(Manager):
         return await self.all(Q["finish_many"], {"run_ids": [r for r, _ in runs], "attempts": [a for _, a in runs],
                                                  "status": status, "result": result})
 
+    async def finish_and_claim(self, runs: Sequence[tuple[int, int]], status: str, result: str | None,
+                               worker_id: UUID, kinds: Sequence[str] | None = None, lease_seconds: int = 30,
+                               limit: int = 1, start: bool = False) -> list[dict]:
+        """End a batch and claim the next in one transaction (one commit a run)."""
+        return await self.all(Q["finish_and_claim"], {
+            "run_ids": [r for r, _ in runs], "attempts": [a for _, a in runs], "status": status, "result": result,
+            "worker_id": worker_id, "kinds": list(kinds) if kinds else None, "lease_seconds": lease_seconds,
+            "limit": limit, "start": start})
+
     async def heartbeat(self, worker_id: UUID, runs: Sequence[int], lease_seconds: int = 30) -> list[int]:
         rows = await self.all(Q["heartbeat"], {"worker_id": worker_id, "runs": list(runs),
                                                "lease_seconds": lease_seconds})

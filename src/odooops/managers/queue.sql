@@ -16,6 +16,10 @@ select * from ops.finish_run(%(run_id)s, %(attempt)s, %(status)s, %(result)s, %(
 -- name: finish_many
 select * from ops.finish_runs(%(run_ids)s, %(attempts)s, %(status)s, %(result)s);
 
+-- name: finish_and_claim
+select * from ops.finish_and_claim(%(run_ids)s, %(attempts)s, %(status)s, %(result)s,
+                                   %(worker_id)s, %(kinds)s, %(lease_seconds)s, %(limit)s, %(start)s);
+
 -- name: heartbeat
 select h as run_id from ops.heartbeat(%(worker_id)s, %(runs)s, %(lease_seconds)s) as h;
 
