@@ -199,3 +199,28 @@ def test_log_stream_resumes_and_ends_with_the_run(api, tenants, owner_db):
                       headers={**alice, "Last-Event-ID": "3"}, timeout=10) as response:
         assert [e["id"] for e in sse(response) if e["event"] == "line"] == ["4", "5"]
     envelope(httpx.get(f"{api}/api/v1/runs/{run_id}/logs/stream", headers=as_(tenants["eve"])), 404, "not_found")
+
+
+def test_create_org_project_branch_and_stage_rules(api, tenants):
+    alice, bob, eve = (as_(tenants[n]) for n in ("alice", "bob", "eve"))
+    org = httpx.post(f"{api}/api/v1/orgs", json={"slug": "eves-co", "name": "Eve's"}, headers=eve)
+    assert org.status_code == 201 and org.json()["slug"] == "eves-co"
+    assert [o["slug"] for o in httpx.get(f"{api}/api/v1/orgs", headers=eve).json()] == ["eves-co", "evil"]
+    envelope(httpx.post(f"{api}/api/v1/orgs", json={"slug": "acme"}, headers=eve), 409, "conflict")
+    body = {"org": "acme", "slug": "web", "repo_url": "https://git.example.com/acme/web.git"}
+    envelope(httpx.post(f"{api}/api/v1/projects", json=body, headers=eve), 404, "not_found")
+    envelope(httpx.post(f"{api}/api/v1/projects", json=body, headers=bob), 403, "forbidden")
+    created = httpx.post(f"{api}/api/v1/projects", json=body, headers=alice)
+    assert created.status_code == 201, created.text
+    assert [b["stage"] for b in httpx.get(f"{api}/api/v1/projects/acme/web/branches", headers=alice).json()] == \
+        ["production"]
+    assert httpx.post(f"{api}/api/v1/projects/acme/web/branches", json={"name": "dev"},
+                      headers=alice).status_code == 201
+    stage = f"{api}/api/v1/projects/acme/web/branches/dev"
+    reason = envelope(httpx.patch(stage, json={"stage": "production"}, headers=alice), 409, "rule_violation")
+    assert "move it to staging first" in reason
+    envelope(httpx.patch(stage, json={"stage": "staging"}, headers=bob), 403, "forbidden")
+    assert httpx.patch(stage, json={"stage": "staging"}, headers=alice).json()["stage"] == "staging"
+    envelope(httpx.patch(stage, json={"stage": "qa"}, headers=alice), 422, "invalid_input")
+    envelope(httpx.post(f"{api}/api/v1/projects", json={**body, "slug": "Bad Slug"}, headers=alice),
+             422, "invalid_input")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from odooops.api.deps import actor, db, writer
 from odooops.db import Actor, Database
 from odooops.managers.branches import Branches
+from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects, masked
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
@@ -23,14 +24,70 @@ Reader = Annotated[Actor, Depends(actor)]
 Writer = Annotated[Actor, Depends(writer)]
 
 
+SLUG = "^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class OrgIn(BaseModel):
+    slug: str = Field(pattern=SLUG)
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class ProjectIn(BaseModel):
+    org: str = Field(pattern=SLUG)
+    slug: str = Field(pattern=SLUG)
+    repo_url: str = Field(min_length=1, max_length=2000)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    default_branch: str = Field("main", min_length=1, max_length=255)
+    odoo_version: str = Field("17.0", pattern=r"^[0-9]{1,2}\.[0-9]$")
+
+
+class BranchIn(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    stage: Literal["production", "staging", "development"] = "development"
+
+
+class StageIn(BaseModel):
+    stage: Literal["production", "staging", "development"]
+
+
 class BuildRequest(BaseModel):
     commit: str | None = Field(None, description="Commit to build; default: the branch head in the repository.",
                                pattern="^[0-9a-fA-F]{7,64}$")
 
 
+@router.get("/orgs")
+async def list_orgs(db: Db, who: Reader) -> list[dict]:
+    return await Orgs(db, who).list()
+
+
+@router.post("/orgs", status_code=201)
+async def create_org(body: OrgIn, db: Db, who: Writer) -> dict:
+    """A new org, owned by the caller."""
+    return await Orgs(db, who).create(body.slug, body.name)
+
+
 @router.get("/projects")
 async def list_projects(db: Db, who: Reader) -> list[dict]:
     return await Projects(db, who).list()
+
+
+@router.post("/projects", status_code=201)
+async def create_project(body: ProjectIn, db: Db, who: Writer) -> dict:
+    """A project and its production branch (the default branch); org admins only."""
+    row = await Projects(db, who).create(f"{body.org}/{body.slug}", body.repo_url, name=body.name,
+                                         default_branch=body.default_branch, odoo_version=body.odoo_version)
+    return {**row, "settings": masked(row["settings"])}
+
+
+@router.post("/projects/{org}/{project}/branches", status_code=201)
+async def add_branch(org: str, project: str, body: BranchIn, db: Db, who: Writer) -> dict:
+    return await Branches(db, who).add(f"{org}/{project}", body.name, body.stage)
+
+
+@router.patch("/projects/{org}/{project}/branches/{branch}")
+async def set_stage(org: str, project: str, branch: str, body: StageIn, db: Db, who: Writer) -> dict:
+    """Move a branch to another stage; Odoo.sh's rules apply and a refusal says why."""
+    return await Branches(db, who).set_stage(f"{org}/{project}", branch, body.stage)
 
 
 @router.get("/projects/{org}/{project}")

@@ -192,8 +192,11 @@ create policy self_all on ops.api_tokens for all to authenticated
     with check (user_id = (select ops.current_user_id()));
 
 -- projects: members see; org admins create; project admins change; owners delete.
+-- The org clause lets `insert … returning` show an org admin the project just
+-- made, which ops.my_projects(), reading the statement's snapshot, cannot yet see.
 create policy member_select on ops.projects for select to authenticated
-    using (id in (select project_id from ops.my_projects()));
+    using (id in (select project_id from ops.my_projects())
+           or org_id in (select org_id from ops.my_orgs() where role is not null));
 create policy org_admin_insert on ops.projects for insert to authenticated
     with check ((select ops.org_role(org_id)) >= 'admin');
 create policy admin_update on ops.projects for update to authenticated
