@@ -224,3 +224,25 @@ def test_create_org_project_branch_and_stage_rules(api, tenants):
     envelope(httpx.patch(stage, json={"stage": "qa"}, headers=alice), 422, "invalid_input")
     envelope(httpx.post(f"{api}/api/v1/projects", json={**body, "slug": "Bad Slug"}, headers=alice),
              422, "invalid_input")
+
+
+def test_artifacts_list_and_download(api, tenants, settings, owner_db, tmp_path):
+    from odooops.runner.artifacts import ArtifactStore
+
+    alice = as_(tenants["alice"])
+    run_id = httpx.post(f"{api}/api/v1/projects/acme/shop/branches/feature/builds", headers=alice).json()["build_id"]
+    source = tmp_path / "report.xml"
+    source.write_text("<ok/>\n")
+    stored = ArtifactStore(settings.data_dir / "artifacts").put(source, "reports/report.xml")
+    with owner_conn(owner_db) as conn:
+        conn.execute("insert into ops.artifacts (run_id, name, sha256, size, content_type, storage_uri) "
+                     "values (%s, %s, %s, %s, %s, %s)",
+                     (run_id, stored.name, stored.sha256, stored.size, stored.content_type, stored.uri))
+    listed = httpx.get(f"{api}/api/v1/runs/{run_id}/artifacts", headers=alice).json()
+    assert [a["name"] for a in listed] == ["reports/report.xml"]
+    url = f"{api}/api/v1/runs/{run_id}/artifacts/reports/report.xml"
+    got = httpx.get(url, headers=alice)
+    assert got.status_code == 200 and got.text == "<ok/>\n" and got.headers["etag"] == f'"{stored.sha256}"'
+    assert httpx.get(url, headers={**alice, "If-None-Match": got.headers["etag"]}).status_code == 304
+    envelope(httpx.get(url, headers=as_(tenants["eve"])), 404, "not_found")
+    envelope(httpx.get(f"{api}/api/v1/runs/{run_id}/artifacts/nope.txt", headers=alice), 404, "not_found")

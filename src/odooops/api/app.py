@@ -40,6 +40,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     app = FastAPI(title="OdooOps", version=__version__, lifespan=lifespan,
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
     app.state.db = db
+    app.state.settings = settings
     app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)

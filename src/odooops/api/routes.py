@@ -7,16 +7,19 @@ import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from odooops.api.deps import actor, db, writer
 from odooops.db import Actor, Database
+from odooops.errors import NotFound
 from odooops.managers.branches import Branches
+from odooops.managers.events import Events
 from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects, masked
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
+from odooops.runner.artifacts import ArtifactStore
 
 router = APIRouter(prefix="/api/v1")
 Db = Annotated[Database, Depends(db)]
@@ -156,6 +159,30 @@ async def stream_logs(run_id: int, request: Request, db: Db, who: Reader,
             await asyncio.sleep(SSE_POLL_SECONDS)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/runs/{run_id}/artifacts")
+async def list_artifacts(run_id: int, db: Db, who: Reader) -> list[dict]:
+    await Runs(db, who).get(run_id)
+    return await Events(db, who).artifacts(run_id)
+
+
+@router.get("/runs/{run_id}/artifacts/{name:path}", response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+async def download_artifact(run_id: int, name: str, request: Request, db: Db, who: Reader) -> Response:
+    """The file, streamed; its ETag is its sha256."""
+    found = [a for a in await list_artifacts(run_id, db, who) if a["name"] == name]
+    if not found:
+        raise NotFound(f"run {run_id} has no artifact {name!r}")
+    artifact = found[0]
+    etag = f'"{artifact["sha256"]}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    path = ArtifactStore(request.app.state.settings.data_dir / "artifacts").path_of(artifact["sha256"])
+    if not path.is_file():
+        raise NotFound(f"artifact {name!r} is recorded but its file is gone from this host's store")
+    return FileResponse(path, media_type=artifact["content_type"], filename=name.rsplit("/", 1)[-1],
+                        headers={"ETag": etag})
 
 
 @router.post("/runs/{run_id}/cancel")
