@@ -71,6 +71,7 @@ class BuildPipeline:
         self.src = job.workdir / "src"
         self.artifacts = job.workdir / "artifacts"
         self.venv: Path | None = None
+        self._exit_code: int | None = None  # of the phase that failed
 
     async def run(self) -> Outcome:
         for d in (self.artifacts, self.job.workdir / "home", self.job.workdir / "tmp"):
@@ -104,8 +105,6 @@ class BuildPipeline:
         if reason == "shutdown" or (failed is None and self.job.stop_after_phase):
             return Outcome("queued", None, "handed back: the worker shut down")
         return Outcome("failed", "ko", f"phase {failed} failed", self._exit_code)
-
-    _exit_code: int | None = None
 
     async def _phase(self, name: str, fn: PhaseFn) -> bool:
         sink = self.job.sink
