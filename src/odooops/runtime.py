@@ -29,14 +29,22 @@ def owner_conninfo(settings: Settings) -> str:
 def app_password(settings: Settings) -> Secret:
     """The application role's password: configured, else generated once and
     kept (mode 0600) in the data directory."""
-    if settings.app_password is not None:
-        return settings.app_password
+    return settings.app_password or _kept_secret(settings, "app_password")
+
+
+def secret_key(settings: Settings) -> Secret:
+    """The server's key (webhook secrets are derived from it): configured, else
+    generated once and kept beside the application role's password."""
+    return settings.secret_key or _kept_secret(settings, "secret_key")
+
+
+def _kept_secret(settings: Settings, name: str) -> Secret:
     path = settings.data_dir / SECRETS_FILE
     stored = _read_secrets(path)
-    if "app_password" not in stored:
-        stored["app_password"] = secrets.token_urlsafe(32)
+    if name not in stored:
+        stored[name] = secrets.token_urlsafe(32)
         _write_secrets(path, stored)
-    return Secret(stored["app_password"])
+    return Secret(stored[name])
 
 
 def app_conninfo(settings: Settings, owner: str) -> str:

@@ -48,6 +48,7 @@ DOCUMENTED = [
     ("ODOOOPS_DATABASE_URL", "(embedded)", "PostgreSQL 14+ URL of the owner role (runs migrations). Unset: an embedded server in the data dir."),
     ("ODOOOPS_APP_ROLE", "odooops_app", "Login role the application connects as; it can only SET ROLE to anon, authenticated, service_role."),
     ("ODOOOPS_APP_PASSWORD", "(generated)", "Password of the application role. Unset: generated once and kept in the data dir."),
+    ("ODOOOPS_SECRET_KEY", "(generated)", "Key the webhook secrets are derived from; every API host of one database needs the same. Unset: generated once and kept in the data dir."),
     ("ODOOOPS_POOL_SIZE", "10", "Largest number of database connections one process opens."),
     ("ODOOOPS_AS", "(none)", "Email of the user the CLI acts as, under row-level security. Unset: the local operator (service_role)."),
     ("ODOOOPS_DEMO", "(off)", "`odooops up --demo`: also create the demo project."),
@@ -70,6 +71,7 @@ class Settings:
     database_url: Secret | None = None
     app_role: str = "odooops_app"
     app_password: Secret | None = None
+    secret_key: Secret | None = None
     pool_size: int = 10
     acting_as: str | None = None
     host: str = "127.0.0.1"
@@ -91,6 +93,7 @@ class Settings:
             database_url=_secret("ODOOOPS_DATABASE_URL"),
             app_role=env.get("ODOOOPS_APP_ROLE") or "odooops_app",
             app_password=_secret("ODOOOPS_APP_PASSWORD"),
+            secret_key=_secret("ODOOOPS_SECRET_KEY"),
             pool_size=_number(env, "ODOOOPS_POOL_SIZE", 10, int),
             acting_as=env.get("ODOOOPS_AS") or None,
             host=env.get("ODOOOPS_HOST") or "127.0.0.1",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from contextlib import asynccontextmanager
@@ -12,9 +14,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from odooops import __version__, runtime
+from odooops.api import hooks
 from odooops.api.routes import router
 from odooops.db import Actor
 from odooops.errors import OpsError
+from odooops.hooks.processor import HookProcessor
 from odooops.managers import Manager
 from odooops.settings import Settings
 
@@ -33,7 +37,11 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     async def lifespan(app: FastAPI):
         if database is None:
             await db.open()
+        processing = asyncio.create_task(app.state.hook_processor.run(), name="webhook deliveries")
         yield
+        processing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await processing
         if database is None:
             await db.close()
 
@@ -41,7 +49,10 @@ def create_app(settings: Settings, database=None) -> FastAPI:
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
     app.state.db = db
     app.state.settings = settings
+    app.state.secret_key = runtime.secret_key(settings)
+    app.state.hook_processor = HookProcessor(db)
     app.include_router(router)
+    app.include_router(hooks.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

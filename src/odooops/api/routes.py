@@ -100,8 +100,8 @@ async def get_project(org: str, project: str, db: Db, who: Reader) -> dict:
 
 
 @router.get("/projects/{org}/{project}/branches")
-async def list_branches(org: str, project: str, db: Db, who: Reader) -> list[dict]:
-    return await Branches(db, who).list(f"{org}/{project}")
+async def list_branches(org: str, project: str, db: Db, who: Reader, include_archived: bool = False) -> list[dict]:
+    return await Branches(db, who).list(f"{org}/{project}", include_archived)
 
 
 @router.get("/projects/{org}/{project}/builds")

@@ -21,6 +21,15 @@ class HookEvent:
     pr_number: int | None = None
     from_fork: bool = False
     reason: str = ""            # for ignored events: why
+    before: str | None = None   # a push's previous head: a force-push back to an old commit is new content
+
+    def content_key(self) -> str | None:
+        """What makes two deliveries the same work, whatever their ids."""
+        if self.action in ("push", "branch_deleted"):
+            return f"{self.action} {self.repository} {self.branch} {self.before} {self.commit}"
+        if self.action == "pull_request":
+            return f"pull_request {self.repository} {self.pr_number} {self.commit}"
+        return None
 
 
 def parse(host: str, event: str, body: bytes) -> HookEvent:
@@ -46,9 +55,10 @@ def _push(payload: dict, repository: str | None) -> HookEvent:
     if branch is None:
         return HookEvent("ignored", repository, reason=f"not a branch: {payload['ref']}")
     after = payload.get("after") or payload.get("checkout_sha") or ZERO
+    before = payload.get("before")
     if payload.get("deleted") or after == ZERO:
-        return HookEvent("branch_deleted", repository, branch)
-    return HookEvent("push", repository, branch, after)
+        return HookEvent("branch_deleted", repository, branch, before=before)
+    return HookEvent("push", repository, branch, after, before=before)
 
 
 def _github(event: str, p: dict) -> HookEvent:

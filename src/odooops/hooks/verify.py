@@ -3,6 +3,7 @@ before any parsing, and compared in constant time."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -56,3 +57,23 @@ def event_name(host: str, headers: Mapping[str, str]) -> str:
     names = {"github": ("X-GitHub-Event",), "gitlab": ("X-Gitlab-Event",),
              "gitea": ("X-Gitea-Event", "X-Forgejo-Event")}[host]
     return _header(headers, *names)
+
+
+def hook_secret(key: str, hook_id: object, salt: str) -> str:
+    """A hook's secret, derived from the server's key so that no copy of it is
+    ever stored: rotating the hook's salt gives it a new one."""
+    digest = hmac.new(key.encode(), f"hook:{hook_id}:{salt}".encode(), hashlib.sha256).digest()
+    return "ohs_" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def signed_headers(host: str, secret: str, body: bytes, event: str, delivery: str) -> dict[str, str]:
+    """The headers `host` would send with this delivery: what a self-hosted git
+    server's hook (see `odooops hook post-receive`) sends to look like one."""
+    if host == "github":
+        return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
+                "X-Hub-Signature-256": "sha256=" + _hmac_hex(secret, body)}
+    if host == "gitea":
+        return {"X-Gitea-Event": event, "X-Gitea-Delivery": delivery, "X-Gitea-Signature": _hmac_hex(secret, body)}
+    if host == "gitlab":
+        return {"X-Gitlab-Event": event, "Idempotency-Key": delivery, "X-Gitlab-Token": secret}
+    raise InvalidInput(f"unknown git host {host!r}; one of {', '.join(HOSTS)}")

@@ -1,0 +1,88 @@
+"""Git host webhooks: a project's hook (its secret shown once), what was
+delivered to it, and the endpoint the hosts post to."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from odooops.api.deps import actor, db, writer
+from odooops.db import Actor, Database
+from odooops.errors import InvalidInput, NotFound, PayloadTooLarge
+from odooops.hooks.verify import delivery_id, event_name, hook_secret, verify
+from odooops.managers.hooks import Hooks
+
+router = APIRouter(prefix="/api/v1")
+Db = Annotated[Database, Depends(db)]
+Host = Literal["github", "gitlab", "gitea"]
+MAX_BODY = 25 * 1024 * 1024  # GitHub's own cap on a payload
+
+
+def _secret(request: Request, hook: dict) -> str:
+    return hook_secret(request.app.state.secret_key.reveal(), hook["id"], hook["salt"])
+
+
+def _described(request: Request, hook: dict, secret: str | None = None) -> dict:
+    urls = {host: str(request.url_for("receive_delivery", host=host, hook_id=hook["id"]))
+            for host in ("github", "gitlab", "gitea")}
+    described = {"hook_id": hook["id"], "created_at": hook["created_at"], "rotated_at": hook["rotated_at"],
+                 "urls": urls}
+    return described if secret is None else {**described, "secret": secret}
+
+
+@router.post("/projects/{org}/{project}/hook", status_code=201)
+async def rotate_hook(org: str, project: str, request: Request, db: Db,
+                      who: Annotated[Actor, Depends(writer)]) -> dict:
+    """Create the project's webhook, or give it a new secret. The secret is
+    shown in this answer only; put it and the URL of your host in its settings."""
+    hook = await Hooks(db, who).rotate(f"{org}/{project}")
+    return _described(request, hook, _secret(request, hook))
+
+
+@router.get("/projects/{org}/{project}/hook")
+async def get_hook(org: str, project: str, request: Request, db: Db,
+                   who: Annotated[Actor, Depends(actor)]) -> dict:
+    return _described(request, await Hooks(db, who).get(f"{org}/{project}"))
+
+
+@router.get("/projects/{org}/{project}/deliveries")
+async def list_deliveries(org: str, project: str, db: Db, who: Annotated[Actor, Depends(actor)],
+                          limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
+    """The latest deliveries and what came of each (project admins)."""
+    return await Hooks(db, who).deliveries(f"{org}/{project}", limit)
+
+
+@router.post("/hooks/{host}/{hook_id}", name="receive_delivery")
+async def receive_delivery(host: Host, hook_id: UUID, request: Request, db: Db) -> dict:
+    """Where GitHub, GitLab and Gitea post. The delivery is authenticated as
+    its host signs it, recorded, and applied in the background; a delivery
+    seen before answers `duplicate`."""
+    body = await _body(request)
+    hooks = Hooks(db, Actor.service())
+    hook = await hooks.find(hook_id)
+    if hook is None:
+        raise NotFound("no such webhook: create one with POST /api/v1/projects/{org}/{project}/hook")
+    verify(host, request.headers, body, _secret(request, hook))
+    event = event_name(host, request.headers)
+    if not event:
+        raise InvalidInput(f"the delivery does not say which {host} event it is")
+    # a host that sends no delivery id gets one from the content
+    delivery = delivery_id(host, request.headers) or "sha256:" + hashlib.sha256(body).hexdigest()
+    recorded = await hooks.record(host, hook, delivery[:200], event, dict(request.headers), body)
+    if recorded is None:
+        return {"ok": True, "duplicate": True}
+    request.app.state.hook_processor.wake()
+    return {"ok": True, "duplicate": False, "delivery": recorded}
+
+
+async def _body(request: Request) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise PayloadTooLarge(f"a delivery may be at most {MAX_BODY // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
