@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -53,9 +55,34 @@ class StageIn(BaseModel):
     stage: Literal["production", "staging", "development"]
 
 
+Role = Literal["viewer", "developer", "admin", "owner"]
+RunStatus = Literal["awaiting_authorization", "queued", "claimed", "running", "succeeded", "failed", "canceled",
+                    "superseded"]
+
+
+class MemberIn(BaseModel):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    role: Role = "developer"
+
+
+class RoleIn(BaseModel):
+    role: Role
+
+
+class ProjectUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    repo_url: str | None = Field(None, min_length=1, max_length=2000)
+    odoo_version: str | None = Field(None, pattern=r"^[0-9]{1,2}\.[0-9]$")
+    settings: dict[str, Any] | None = Field(None, description="Settings to merge in; see `odooops project set --help`.")
+
+
 class BuildRequest(BaseModel):
     commit: str | None = Field(None, description="Commit to build; default: the branch head in the repository.",
                                pattern="^[0-9a-fA-F]{7,64}$")
+
+
+def _queued(run: dict) -> dict:
+    return {"build_id": run["id"], "status": run["status"], "queue_id": run["id"], "created_at": run["created_at"]}
 
 
 @router.get("/orgs")
@@ -67,6 +94,29 @@ async def list_orgs(db: Db, who: Reader) -> list[dict]:
 async def create_org(body: OrgIn, db: Db, who: Writer) -> dict:
     """A new org, owned by the caller."""
     return await Orgs(db, who).create(body.slug, body.name)
+
+
+@router.get("/orgs/{org}/members")
+async def list_members(org: str, db: Db, who: Reader) -> list[dict]:
+    return await Orgs(db, who).members(org)
+
+
+@router.post("/orgs/{org}/members", status_code=201)
+async def add_member(org: str, body: MemberIn, db: Db, who: Writer) -> dict:
+    """Add someone by email (admins add members below owner, owners anyone).
+    The answer is the same whether or not the address had an account."""
+    return await Orgs(db, who).invite(org, body.email, body.role)
+
+
+@router.patch("/orgs/{org}/members/{user_id}")
+async def change_role(org: str, user_id: UUID, body: RoleIn, db: Db, who: Writer) -> dict:
+    return await Orgs(db, who).set_role(org, user_id, body.role)
+
+
+@router.delete("/orgs/{org}/members/{user_id}")
+async def remove_member(org: str, user_id: UUID, db: Db, who: Writer) -> dict:
+    """Remove a member; an org never loses its last owner."""
+    return await Orgs(db, who).remove(org, user_id)
 
 
 @router.get("/projects")
@@ -99,6 +149,26 @@ async def get_project(org: str, project: str, db: Db, who: Reader) -> dict:
     return {**row, "settings": masked(row["settings"])}
 
 
+@router.patch("/projects/{org}/{project}")
+async def update_project(org: str, project: str, body: ProjectUpdate, db: Db, who: Writer) -> dict:
+    """Change a project's name, repository, Odoo version or settings (admins)."""
+    row = await Projects(db, who).update(f"{org}/{project}", **body.model_dump())
+    return {**row, "settings": masked(row["settings"])}
+
+
+@router.post("/projects/{org}/{project}/archive")
+async def archive_project(org: str, project: str, db: Db, who: Writer) -> dict:
+    """Archive a project (owners): no more builds, unfinished runs end, history stays."""
+    row = await Projects(db, who).archive(f"{org}/{project}")
+    return {**row, "settings": masked(row["settings"])}
+
+
+@router.post("/projects/{org}/{project}/branches/{branch}/archive")
+async def archive_branch(org: str, project: str, branch: str, db: Db, who: Writer) -> dict:
+    """Archive a branch (admins); never the production branch."""
+    return await Branches(db, who).archive(f"{org}/{project}", branch)
+
+
 @router.get("/projects/{org}/{project}/branches")
 async def list_branches(org: str, project: str, db: Db, who: Reader, include_archived: bool = False) -> list[dict]:
     return await Branches(db, who).list(f"{org}/{project}", include_archived)
@@ -106,21 +176,36 @@ async def list_branches(org: str, project: str, db: Db, who: Reader, include_arc
 
 @router.get("/projects/{org}/{project}/builds")
 async def list_builds(org: str, project: str, db: Db, who: Reader, branch: str | None = None,
-                      before: Annotated[int | None, Query(ge=1)] = None,
+                      status: Annotated[list[RunStatus] | None, Query()] = None,
+                      kind: Annotated[str, Query(pattern="^[a-z][a-z_]{1,30}$")] = "build",
+                      since: datetime | None = None,
+                      before: Annotated[int | None, Query(ge=1, description="Keyset: the last id of the previous page.")] = None,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
-    return await Runs(db, who).builds(f"{org}/{project}", branch, before, limit)
+    """A project's builds (or runs of another kind), newest first; filter by
+    branch, status (repeatable), kind and creation time."""
+    return await Runs(db, who).builds(f"{org}/{project}", branch, before, limit, kind=kind, status=status, since=since)
 
 
 @router.post("/projects/{org}/{project}/branches/{branch}/builds", status_code=201)
 async def trigger_build(org: str, project: str, branch: str, db: Db, who: Writer,
                         body: BuildRequest | None = None) -> dict:
     run = await Runs(db, who).trigger_build(f"{org}/{project}", branch, body.commit if body else None, "api")
-    return {"build_id": run["id"], "status": run["status"], "queue_id": run["id"], "created_at": run["created_at"]}
+    return _queued(run)
 
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: int, db: Db, who: Reader) -> dict:
-    return await Runs(db, who).get(run_id)
+    """A run, with its phases and their timings."""
+    runs = Runs(db, who)
+    run = await runs.get(run_id)
+    return {**run, "phases": await runs.phases(run_id)}
+
+
+@router.post("/runs/{run_id}/rebuild", status_code=201)
+async def rebuild(run_id: int, db: Db, who: Writer) -> dict:
+    """Build the same branch and commit again."""
+    run = await Runs(db, who).rebuild(run_id)
+    return _queued(run)
 
 
 @router.get("/runs/{run_id}/logs")

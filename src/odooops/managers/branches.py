@@ -37,3 +37,11 @@ class Branches(Manager):
             if row is None:  # visible but not updatable: row-level security said no
                 raise Forbidden("your role in this project cannot change stages")
             return row
+
+    async def archive(self, project_ref: str, name: str) -> dict:
+        """Archive a branch: it keeps its history, takes no more builds, and its
+        unfinished runs end. The production branch is never archived."""
+        async with self.tx() as conn:
+            project = await lookup.project(conn, project_ref)
+            branch = await lookup.branch(conn, project, name)
+            return await (await conn.execute(Q["archive"], {"id": branch["id"]})).fetchone()

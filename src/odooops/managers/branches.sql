@@ -7,3 +7,6 @@ select * from ops.project_branches(%(project_id)s, %(include_archived)s);
 
 -- name: set_stage
 update ops.branches set stage = %(stage)s where id = %(id)s returning *;
+
+-- name: archive
+select * from ops.archive_branch(%(id)s);

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from odooops.db import queries_beside
-from odooops.errors import InvalidInput
+from uuid import UUID
+
+from odooops.errors import Forbidden, InvalidInput, NotFound
 from odooops.managers import Manager, lookup
 
 Q = queries_beside(__file__)
@@ -42,3 +44,42 @@ class Orgs(Manager):
             project = await lookup.project(conn, f"{org_slug}/{project_slug}")
             params = {"project_id": project["id"], "user_id": user["id"], "role": role}
             return await (await conn.execute(Q["add_project_member"], params)).fetchone()
+
+    async def invite(self, org_slug: str, email: str, role: str) -> dict:
+        """Add whoever owns `email` to the org (an account without a password
+        when there is none), answering alike either way."""
+        check_role(role)
+        async with self.tx() as conn:
+            org = await lookup.org(conn, org_slug)
+            await conn.execute(Q["invite"], {"org_id": org["id"], "email": email, "role": role})
+            return await self._member(conn, org, email=email)
+
+    async def members(self, org_slug: str) -> list[dict]:
+        async with self.tx() as conn:
+            org = await lookup.org(conn, org_slug)
+            return await (await conn.execute(Q["members"], {"org_id": org["id"]})).fetchall()
+
+    async def set_role(self, org_slug: str, user_id: UUID, role: str) -> dict:
+        check_role(role)
+        return await self._change(org_slug, user_id, "set_role", {"role": role})
+
+    async def remove(self, org_slug: str, user_id: UUID) -> dict:
+        """Remove a member; the org's last owner stays."""
+        return await self._change(org_slug, user_id, "remove", {})
+
+    async def _change(self, org_slug: str, user_id: UUID, query: str, params: dict) -> dict:
+        async with self.tx() as conn:
+            org = await lookup.org(conn, org_slug)
+            ids = {"org_id": org["id"], "user_id": user_id}
+            if await (await conn.execute(Q["member"], ids)).fetchone() is None:
+                raise NotFound(f"no such member of {org_slug}")
+            if await (await conn.execute(Q[query], {**ids, **params})).fetchone() is None:
+                raise Forbidden("admins manage members below owner; owners manage everyone")
+            return await self._member(conn, org, user_id=user_id)
+
+    async def _member(self, conn, org: dict, *, email: str | None = None, user_id: UUID | None = None) -> dict:
+        rows = await (await conn.execute(Q["members"], {"org_id": org["id"]})).fetchall()
+        found = [r for r in rows if r["user_id"] == user_id or (email and r["email"].lower() == email.strip().lower())]
+        if not found:  # removed
+            return {"org": org["slug"], "user_id": user_id, "removed": True}
+        return {"org": org["slug"], **found[0]}

@@ -15,3 +15,20 @@ returning *;
 -- name: add_project_member
 insert into ops.project_members (project_id, user_id, role) values (%(project_id)s, %(user_id)s, %(role)s)
 returning *;
+
+-- name: invite
+select * from ops.add_org_member(%(org_id)s, %(email)s, %(role)s);
+
+-- name: members
+select m.user_id, u.email, u.name, m.role, m.created_at
+  from ops.org_members m join ops.users u on u.id = m.user_id
+ where m.org_id = %(org_id)s order by m.role desc, lower(u.email);
+
+-- name: member
+select user_id, role from ops.org_members where org_id = %(org_id)s and user_id = %(user_id)s;
+
+-- name: set_role
+update ops.org_members set role = %(role)s where org_id = %(org_id)s and user_id = %(user_id)s returning *;
+
+-- name: remove
+delete from ops.org_members where org_id = %(org_id)s and user_id = %(user_id)s returning *;

@@ -3,7 +3,7 @@ from __future__ import annotations
 from psycopg.types.json import Jsonb
 
 from odooops.db import queries_beside
-from odooops.errors import InvalidInput
+from odooops.errors import Forbidden, InvalidInput
 from odooops.managers import Manager, lookup
 
 Q = queries_beside(__file__)
@@ -68,13 +68,7 @@ class Projects(Manager):
 
     async def update_settings(self, ref: str, values: dict) -> dict:
         """Merge settings into the project's (env and secret_env merge by name)."""
-        check_settings(values)
-        async with self.tx() as conn:
-            project = await lookup.project(conn, ref)
-            for key in ("env", "secret_env"):
-                if key in values:
-                    values[key] = {**project["settings"].get(key, {}), **values[key]}
-            return await (await conn.execute(Q["merge_settings"], {"id": project["id"], "values": Jsonb(values)})).fetchone()
+        return await self.update(ref, settings=values)
 
     async def unset_setting(self, ref: str, key: str) -> dict:
         if key not in SETTINGS:
@@ -82,3 +76,28 @@ class Projects(Manager):
         async with self.tx() as conn:
             project = await lookup.project(conn, ref)
             return await (await conn.execute(Q["drop_setting"], {"id": project["id"], "key": key})).fetchone()
+
+    async def update(self, ref: str, *, name: str | None = None, repo_url: str | None = None,
+                     odoo_version: str | None = None, settings: dict | None = None) -> dict:
+        """Change what a project is and how it builds, in one transaction (admins)."""
+        if settings:
+            check_settings(settings)
+        async with self.tx() as conn:
+            project = await lookup.project(conn, ref)
+            row = await (await conn.execute(Q["update"], {
+                "id": project["id"], "name": name, "repo_url": repo_url and repo_url.strip(),
+                "odoo_version": odoo_version})).fetchone()
+            if row is None:  # visible, not updatable: row-level security said no
+                raise Forbidden("only an admin of this project can change it")
+            if settings:
+                for key in ("env", "secret_env"):
+                    if key in settings:
+                        settings[key] = {**row["settings"].get(key, {}), **settings[key]}
+                row = await (await conn.execute(Q["merge_settings"], {"id": row["id"], "values": Jsonb(settings)})).fetchone()
+            return row
+
+    async def archive(self, ref: str) -> dict:
+        """Archive a project: its branches take no more builds, its unfinished runs end (owners)."""
+        async with self.tx() as conn:
+            project = await lookup.project(conn, ref)
+            return await (await conn.execute(Q["archive"], {"id": project["id"]})).fetchone()

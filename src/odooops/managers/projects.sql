@@ -16,3 +16,11 @@ update ops.projects set settings = settings || %(values)s where id = %(id)s retu
 
 -- name: drop_setting
 update ops.projects set settings = settings - %(key)s::text where id = %(id)s returning *;
+
+-- name: update
+update ops.projects set name = coalesce(%(name)s, name), repo_url = coalesce(%(repo_url)s, repo_url),
+       odoo_version = coalesce(%(odoo_version)s, odoo_version)
+ where id = %(id)s returning *;
+
+-- name: archive
+select * from ops.archive_project(%(id)s);

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from odooops import git
 from odooops.db import queries_beside
 from odooops.errors import NotFound
 from odooops.managers import Manager, lookup
 
 Q = queries_beside(__file__)
+
+
+def _phase(row: dict) -> dict:
+    verdict = (row.pop("last_system") or "").split(" ")
+    status = verdict[2] if len(verdict) > 2 and verdict[2] in ("ok", "failed") else "running"
+    return {**row, "status": status, "seconds": round((row["ended_at"] - row["started_at"]).total_seconds(), 3)}
 
 
 class Runs(Manager):
@@ -19,16 +27,29 @@ class Runs(Manager):
         sha = commit or await git.resolve_head(project["repo_url"], branch_name)
         return await self.one(Q["enqueue_build"], {"branch_id": branch["id"], "commit_sha": sha, "trigger": trigger})
 
-    async def builds(self, project_ref: str, branch_name: str | None = None,
-                     before: int | None = None, limit: int = 50) -> list[dict]:
+    async def builds(self, project_ref: str, branch_name: str | None = None, before: int | None = None,
+                     limit: int = 50, *, kind: str | None = "build", status: list[str] | None = None,
+                     since: datetime | None = None) -> list[dict]:
+        """A project's runs, newest first, a page at a time: pass the last id
+        seen as `before` for the next page."""
         async with self.tx() as conn:
             project = await lookup.project(conn, project_ref)
-            if branch_name is None:
-                params = {"project_id": project["id"], "before": before, "limit": limit}
-                return await (await conn.execute(Q["project_builds"], params)).fetchall()
-            branch = await lookup.branch(conn, project, branch_name)
-            params = {"branch_id": branch["id"], "before": before, "limit": limit}
-            return [dict(r, branch=branch_name) for r in await (await conn.execute(Q["branch_builds"], params)).fetchall()]
+            branch = await lookup.branch(conn, project, branch_name) if branch_name else None
+            return await (await conn.execute(Q["project_runs"], {
+                "project_id": project["id"], "branch_id": branch and branch["id"], "kind": kind,
+                "status": status or None, "since": since, "before": before, "limit": limit})).fetchall()
+
+    async def rebuild(self, run_id: int) -> dict:
+        return await self.one(Q["rebuild"], {"run_id": run_id})
+
+    async def phases(self, run_id: int) -> list[dict]:
+        """The run's phases as its log tells them: when each started and
+        ended, its lines and errors, and how it went."""
+        async with self.tx() as conn:
+            rows = await (await conn.execute(Q["phases"], {"run_id": run_id})).fetchall()
+            skipped = await (await conn.execute(Q["skipped"], {"run_id": run_id})).fetchall()
+        phases = [_phase(r) for r in rows]
+        return phases + [{"name": r["name"], "status": "skipped"} for r in skipped]
 
     async def get(self, run_id: int) -> dict:
         run = await self.one(Q["get"], {"run_id": run_id})

@@ -1,13 +1,29 @@
 -- name: enqueue_build
 select * from ops.enqueue_build(%(branch_id)s, %(commit_sha)s, %(trigger)s);
 
--- name: branch_builds
-select * from ops.branch_builds(%(branch_id)s, %(before)s, %(limit)s);
-
--- name: project_builds
-select r.*, b.name as branch from ops.runs r join ops.branches b on b.id = r.branch_id
- where r.project_id = %(project_id)s and r.kind = 'build' and (%(before)s::bigint is null or r.id < %(before)s)
+-- name: project_runs
+select r.*, b.name as branch from ops.runs r left join ops.branches b on b.id = r.branch_id
+ where r.project_id = %(project_id)s
+   and (%(branch_id)s::uuid is null or r.branch_id = %(branch_id)s)
+   and (%(kind)s::text is null or r.kind = %(kind)s)
+   and (%(status)s::ops.run_status[] is null or r.status = any(%(status)s::ops.run_status[]))
+   and (%(since)s::timestamptz is null or r.created_at >= %(since)s)
+   and (%(before)s::bigint is null or r.id < %(before)s)
  order by r.id desc limit %(limit)s;
+
+-- name: phases
+select phase as name, min(ts) as started_at, max(ts) as ended_at, count(*) as lines,
+       count(*) filter (where level in ('error', 'critical')) as errors,
+       (array_agg(message order by seq desc) filter (where stream = 'system'))[1] as last_system
+  from ops.run_events where run_id = %(run_id)s and phase is not null
+ group by phase order by min(seq);
+
+-- name: skipped
+select substring(message from '^phase (.*) skipped$') as name from ops.run_events
+ where run_id = %(run_id)s and phase is null and message like 'phase %% skipped' order by seq;
+
+-- name: rebuild
+select * from ops.rebuild(%(run_id)s);
 
 -- name: logs
 select * from ops.build_logs(%(run_id)s, %(after_seq)s, %(limit)s);

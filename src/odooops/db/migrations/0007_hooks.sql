@@ -152,6 +152,56 @@ begin
 end
 $$;
 
+-- Adding a member by email. An address without an account gets one (with
+-- no password, so it cannot sign in until its owner sets one): the answer is
+-- the same either way, so adding someone reveals nothing about who has an account.
+create function ops.add_org_member(p_org_id uuid, p_email text, p_role ops.member_role) returns ops.org_members
+language plpgsql security definer set search_path = '' as $$
+declare
+    v_caller ops.member_role := ops.org_role(p_org_id);
+    v_email text := btrim(p_email);
+    v_user uuid;
+    m ops.org_members;
+begin
+    if not ops.caller_is_service() then
+        if v_caller is null then
+            raise exception 'org not found' using errcode = 'OP002';
+        end if;
+        if v_caller < 'admin' or (v_caller = 'admin' and p_role = 'owner') then
+            raise exception 'only owners add owners, and only admins and owners add members' using errcode = '42501';
+        end if;
+    end if;
+    insert into ops.users (email, name) values (v_email, split_part(v_email, '@', 1))
+    on conflict ((lower(email))) do nothing;
+    select id into v_user from ops.users where lower(email) = lower(v_email);
+    insert into ops.org_members (org_id, user_id, role) values (p_org_id, v_user, p_role)
+    on conflict (org_id, user_id) do nothing
+    returning * into m;
+    if not found then
+        raise exception '% is already a member: change their role instead', v_email using errcode = 'OP003';
+    end if;
+    return m;
+end
+$$;
+
+-- A build again, same branch, commit and parameters. A fork's pull request
+-- waits for an admin again, unless an admin asks.
+create function ops.rebuild(p_run_id bigint) returns ops.runs
+language plpgsql security definer set search_path = '' as $$
+declare
+    r ops.runs;
+    v_fork boolean;
+begin
+    r := ops.lock_visible_run(p_run_id);
+    if r.kind <> 'build' then
+        raise exception 'run % is a %, and only builds are rebuilt', p_run_id, r.kind using errcode = 'OP003';
+    end if;
+    v_fork := r.ref like 'refs/pull/%' or r.ref like 'refs/merge-requests/%';
+    return ops.enqueue_build(r.branch_id, r.commit_sha, 'rebuild', r.ref, r.pr_number, r.params,
+                             not v_fork or ops.caller_is_service() or ops.project_role(r.project_id) >= 'admin');
+end
+$$;
+
 revoke all on all functions in schema ops from public;
-grant execute on function ops.rotate_hook(uuid), ops.archive_branch(uuid), ops.archive_project(uuid)
-    to authenticated, service_role;
+grant execute on function ops.rotate_hook(uuid), ops.archive_branch(uuid), ops.archive_project(uuid),
+    ops.add_org_member(uuid, text, ops.member_role), ops.rebuild(bigint) to authenticated, service_role;
