@@ -1,0 +1,76 @@
+"""`odooops hook …`: a project's webhook, its deliveries, and the
+post-receive hook that makes a plain git server deliver like GitHub."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from odooops import runtime
+from odooops.cli.context import ago, out, run, settings, table
+from odooops.errors import InvalidInput, OpsError
+from odooops.hooks.events import ZERO
+from odooops.hooks.verify import hook_secret, signed_headers
+from odooops.managers.hooks import Hooks
+
+app = typer.Typer(help="Git host webhooks.", no_args_is_help=True)
+Project = Annotated[str, typer.Argument(help="The project, as ORG/PROJECT.")]
+
+
+def _urls(base: str, hook_id: object) -> list[list[str]]:
+    return [[host, f"{base.rstrip('/')}/api/v1/hooks/{host}/{hook_id}"] for host in ("github", "gitlab", "gitea")]
+
+
+@app.command("create")
+def create(project: Project,
+           base_url: Annotated[str | None, typer.Option(help="How git hosts reach this server; default: http://HOST:PORT.")] = None) -> None:
+    """Create the project's webhook, or give it a new secret (printed once)."""
+    s = settings()
+    hook = run(lambda db, actor: Hooks(db, actor).rotate(project))
+    table(["host", "payload URL"], _urls(base_url or f"http://{s.host}:{s.port}", hook["id"]))
+    out.print("content type: application/json; events: push and pull requests. The secret, shown only now:")
+    print(hook_secret(runtime.secret_key(s).reveal(), hook["id"], hook["salt"]))
+
+
+@app.command("deliveries")
+def deliveries(project: Project, limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
+    """What was delivered to the project's webhook and what came of it."""
+    rows = run(lambda db, actor: Hooks(db, actor).deliveries(project, limit))
+    table(["id", "host", "event", "received", "status", "run", "outcome"],
+          [[r["id"], r["host"], r["event"], ago(r["received_at"]), r["status"], r["run_id"], r["outcome"]]
+           for r in rows])
+
+
+@app.command("post-receive")
+def post_receive(
+    url: Annotated[str, typer.Argument(help="The hook's GitHub payload URL (…/api/v1/hooks/github/ID).")],
+    secret_file: Annotated[Path, typer.Option(help="File holding the hook's secret.")],
+    repository: Annotated[str | None, typer.Option(help="The repository's clone URL, as the project knows it.")] = None,
+) -> None:
+    """Use as a bare repository's `hooks/post-receive`: reads git's
+    `<old> <new> <ref>` lines from stdin and delivers each as a signed
+    GitHub push event."""
+    try:
+        secret = secret_file.read_text().strip()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the secret: {exc}") from exc
+    for line in sys.stdin:
+        before, after, ref = line.split()
+        payload = {"ref": ref, "before": before, "after": after, "created": before == ZERO,
+                   "deleted": after == ZERO, "repository": {"clone_url": repository or str(Path.cwd())}}
+        body = json.dumps(payload).encode()
+        headers = signed_headers("github", secret, body, "push", str(uuid.uuid4()))
+        try:
+            response = httpx.post(url, content=body, headers={**headers, "Content-Type": "application/json"},
+                                  timeout=10)
+        except httpx.HTTPError as exc:
+            raise OpsError(f"OdooOps did not answer for {ref}: {exc}") from exc
+        if response.status_code != 200:
+            raise OpsError(f"OdooOps refused {ref}: {response.status_code} {response.text}")
+        out.print(f"odooops: {ref} delivered")
