@@ -3,11 +3,26 @@ manager call of the request runs as (role `authenticated`, under RLS)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import Depends, Request
+from pydantic import BaseModel
 
 from odooops.db import Actor, Database
 from odooops.errors import Forbidden, Unauthenticated
 from odooops.managers.tokens import Tokens
+
+
+class Error(BaseModel):
+    """Every error has this shape."""
+
+    ok: Literal[False]
+    error: str
+    code: str
+
+
+# documented on every route, so clients and the schema checks know the error shape
+ERRORS = {status: {"model": Error} for status in (401, 403, 404, 409, 413, 422, 429)}
 
 
 def db(request: Request) -> Database:

@@ -9,13 +9,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from odooops.api.deps import actor, db, writer
+from odooops.api.deps import ERRORS, actor, db, writer
 from odooops.db import Actor, Database
 from odooops.errors import InvalidInput, NotFound, PayloadTooLarge
 from odooops.hooks.verify import delivery_id, event_name, hook_secret, verify
 from odooops.managers.hooks import Hooks
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
 Db = Annotated[Database, Depends(db)]
 Host = Literal["github", "gitlab", "gitea"]
 MAX_BODY = 25 * 1024 * 1024  # GitHub's own cap on a payload

@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from odooops.api.deps import actor, db, writer
+from odooops.api.deps import ERRORS, actor, db, writer
 from odooops.db import Actor, Database
 from odooops.errors import NotFound
 from odooops.managers.branches import Branches
@@ -23,13 +23,14 @@ from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
 from odooops.runner.artifacts import ArtifactStore
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
 Db = Annotated[Database, Depends(db)]
 Reader = Annotated[Actor, Depends(actor)]
 Writer = Annotated[Actor, Depends(writer)]
 
 
 SLUG = "^[a-z0-9][a-z0-9-]{0,62}$"
+RunId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A run's id.")]
 
 
 class OrgIn(BaseModel):
@@ -194,7 +195,7 @@ async def trigger_build(org: str, project: str, branch: str, db: Db, who: Writer
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: int, db: Db, who: Reader) -> dict:
+async def get_run(run_id: RunId, db: Db, who: Reader) -> dict:
     """A run, with its phases and their timings."""
     runs = Runs(db, who)
     run = await runs.get(run_id)
@@ -202,14 +203,14 @@ async def get_run(run_id: int, db: Db, who: Reader) -> dict:
 
 
 @router.post("/runs/{run_id}/rebuild", status_code=201)
-async def rebuild(run_id: int, db: Db, who: Writer) -> dict:
+async def rebuild(run_id: RunId, db: Db, who: Writer) -> dict:
     """Build the same branch and commit again."""
     run = await Runs(db, who).rebuild(run_id)
     return _queued(run)
 
 
 @router.get("/runs/{run_id}/logs")
-async def run_logs(run_id: int, db: Db, who: Reader, after_seq: Annotated[int, Query(ge=0)] = 0,
+async def run_logs(run_id: RunId, db: Db, who: Reader, after_seq: Annotated[int, Query(ge=0)] = 0,
                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict]:
     return await Runs(db, who).logs(run_id, after_seq, limit)
 
@@ -220,7 +221,7 @@ SSE_POLL_SECONDS = 0.2
 
 @router.get("/runs/{run_id}/logs/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def stream_logs(run_id: int, request: Request, db: Db, who: Reader,
+async def stream_logs(run_id: RunId, request: Request, db: Db, who: Reader,
                       last_event_id: Annotated[int | None, Header(ge=0)] = None,
                       after_seq: Annotated[int, Query(ge=0)] = 0) -> StreamingResponse:
     """The log as Server-Sent Events, one event per line (id = its seq); it
@@ -247,14 +248,14 @@ async def stream_logs(run_id: int, request: Request, db: Db, who: Reader,
 
 
 @router.get("/runs/{run_id}/artifacts")
-async def list_artifacts(run_id: int, db: Db, who: Reader) -> list[dict]:
+async def list_artifacts(run_id: RunId, db: Db, who: Reader) -> list[dict]:
     await Runs(db, who).get(run_id)
     return await Events(db, who).artifacts(run_id)
 
 
 @router.get("/runs/{run_id}/artifacts/{name:path}", response_class=FileResponse,
             responses={200: {"content": {"application/octet-stream": {}}}})
-async def download_artifact(run_id: int, name: str, request: Request, db: Db, who: Reader) -> Response:
+async def download_artifact(run_id: RunId, name: str, request: Request, db: Db, who: Reader) -> Response:
     """The file, streamed; its ETag is its sha256."""
     found = [a for a in await list_artifacts(run_id, db, who) if a["name"] == name]
     if not found:
@@ -271,12 +272,12 @@ async def download_artifact(run_id: int, name: str, request: Request, db: Db, wh
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel_run(run_id: int, db: Db, who: Writer) -> dict:
+async def cancel_run(run_id: RunId, db: Db, who: Writer) -> dict:
     return await Runs(db, who).cancel(run_id)
 
 
 @router.post("/runs/{run_id}/authorize")
-async def authorize_run(run_id: int, db: Db, who: Writer) -> dict:
+async def authorize_run(run_id: RunId, db: Db, who: Writer) -> dict:
     return await Queue(db, who).authorize(run_id)
 
 
