@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from contextlib import asynccontextmanager
@@ -12,17 +13,19 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from odooops import __version__, runtime
+from odooops.api import auth
 from odooops.api.routes import router
 from odooops.db import Actor
 from odooops.errors import OpsError
 from odooops.managers import Manager
+from odooops.managers.users import dummy_hash
 from odooops.settings import Settings
 
 log = logging.getLogger("odooops.http")
 
 
-def error(status: int, message: str, code: str) -> JSONResponse:
-    return JSONResponse({"ok": False, "error": message, "code": code}, status_code=status)
+def error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": message, "code": code}, status_code=status, headers=headers)
 
 
 def create_app(settings: Settings, database=None) -> FastAPI:
@@ -33,6 +36,8 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     async def lifespan(app: FastAPI):
         if database is None:
             await db.open()
+        # made before the first login, which would otherwise take longer for an unknown email
+        await asyncio.to_thread(dummy_hash)
         yield
         if database is None:
             await db.close()
@@ -42,6 +47,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     app.state.db = db
     app.state.settings = settings
     app.include_router(router)
+    app.include_router(auth.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -55,7 +61,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     async def ops_error(request: Request, exc: OpsError) -> JSONResponse:
         if exc.status >= 500:
             log.error("request %s failed: %s", request.state.request_id, exc)
-        return error(exc.status, exc.message, exc.code)
+        return error(exc.status, exc.message, exc.code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -79,7 +85,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
         request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         response = await call_next(request)
         response.headers["X-Request-Id"] = request.state.request_id
-        # the path and status only: never headers, queries or bodies, which may hold secrets
+        # the path and status only: never headers (tokens, cookies), queries or bodies (passwords)
         log.info("%s %s %s %s", request.state.request_id, request.method, request.url.path, response.status_code)
         return response
 
