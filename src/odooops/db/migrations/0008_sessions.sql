@@ -98,8 +98,8 @@ begin
         raise exception 'that login attempt is unknown or too old' using errcode = '42501';
     end if;
     delete from ops.login_failures f where f.email = v_email;
-    delete from ops.sessions s
-     where s.user_id = p_user_id and (s.expires_at <= now() or s.last_seen_at <= now() - interval '14 days');
+    -- sign-ins are rare enough to sweep every ended session while here
+    delete from ops.sessions s where s.expires_at <= now() or s.last_seen_at <= now() - interval '14 days';
     insert into ops.sessions (user_id, token_hash, address, user_agent)
     values (p_user_id, p_token_hash, p_address, left(p_user_agent, 500))
     returning * into v_session;
