@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -132,6 +135,56 @@ def cli(settings: Settings):
                               capture_output=True, text=True, timeout=120)
 
     return run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(proc: subprocess.Popen, base: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(proc.stdout.read())
+
+
+@pytest.fixture
+def serve_api(settings):
+    """Start a real `odooops serve` on this test's database, with extra
+    environment variables if given; returns its base URL. All are stopped
+    when the test ends."""
+    started: list[subprocess.Popen] = []
+
+    def start(env: dict | None = None) -> str:
+        port = free_port()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
+        full_env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir),
+                         "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
+                         "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_PORT": str(port), **(env or {})})
+        proc = subprocess.Popen([sys.executable, "-m", "odooops", "serve"], env=full_env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        started.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        _wait_healthy(proc, base)
+        return base
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def api(serve_api) -> str:
+    """A running `odooops serve`; its base URL."""
+    return serve_api()
 
 
 def dbname(conninfo: str) -> str:

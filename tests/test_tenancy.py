@@ -18,6 +18,7 @@ ACME_ROWS = {
     "org_members": "org_id = %(acme)s",
     "project_members": "project_id = %(shop)s",
     "api_tokens": "user_id in (%(alice)s, %(bob)s)",
+    "sessions": "user_id in (%(alice)s, %(bob)s)",
     "projects": "org_id = %(acme)s",
     "branches": "project_id = %(shop)s",
     "runs": "project_id = %(shop)s",
@@ -26,6 +27,8 @@ ACME_ROWS = {
 }
 # Tables that hold no tenant data; any signed-in user may read them.
 SHARED = {"workers", "run_transitions"}
+# Tables no user may read or write: only the control plane and its functions.
+PRIVATE = {"login_failures"}
 
 # A change a stranger might try on Acme's rows, per table.
 UPDATES = {
@@ -34,6 +37,7 @@ UPDATES = {
     "org_members": "update ops.org_members set role = 'viewer' where {where}",
     "project_members": "update ops.project_members set role = 'viewer' where {where}",
     "api_tokens": "update ops.api_tokens set revoked_at = now() where {where}",
+    "sessions": "update ops.sessions set last_seen_at = now() where {where}",
     "projects": "update ops.projects set name = 'pwned' where {where}",
     "branches": "update ops.branches set stage = 'staging' where {where} and stage = 'development'",
     "runs": "update ops.runs set status = 'canceled' where {where}",
@@ -46,6 +50,7 @@ INSERTS = {
     "org_members": "insert into ops.org_members (org_id, user_id, role) values (%(acme)s, %(eve)s, 'owner')",
     "project_members": "insert into ops.project_members (project_id, user_id, role) values (%(shop)s, %(eve)s, 'owner')",
     "api_tokens": "insert into ops.api_tokens (user_id, name, token_hash) values (%(alice)s, 'x', 'stolen')",
+    "sessions": "insert into ops.sessions (user_id, token_hash) values (%(alice)s, 'stolen')",
     "projects": "insert into ops.projects (org_id, slug, name, repo_url) values (%(acme)s, 'p', 'p', 'r')",
     "branches": "insert into ops.branches (project_id, name) values (%(shop)s, 'sneaky')",
     "runs": f"insert into ops.runs (project_id, branch_id, commit_sha) values (%(shop)s, %(dev)s, '{SHA}')",
@@ -54,6 +59,7 @@ INSERTS = {
                  f"values (%(shop_dev_run)s, 'x', '{'b' * 64}', 1, 'x')",
     "workers": "insert into ops.workers (hostname, pid, version) values ('x', 1, 'x')",
     "run_transitions": "insert into ops.run_transitions values ('succeeded', 'queued')",
+    "login_failures": "delete from ops.login_failures",
 }
 
 
@@ -87,7 +93,7 @@ def outcome(app_db: str, actor: Actor, sql: str, args: dict) -> str:
 
 
 def test_every_table_is_covered(owner_db):
-    assert ops_tables(owner_db) == set(ACME_ROWS) | SHARED
+    assert ops_tables(owner_db) == set(ACME_ROWS) | SHARED | PRIVATE
 
 
 @pytest.mark.parametrize("table", sorted(ACME_ROWS))
@@ -123,7 +129,36 @@ def test_shared_tables_are_read_only_for_users(app_db, world, table):
         assert conn.execute(f"select count(*) as n from ops.{table}").fetchone()["n"] > 0
 
 
-@pytest.mark.parametrize("table", sorted(ACME_ROWS) + sorted(SHARED))
+@pytest.mark.parametrize("table", sorted(PRIVATE))
+def test_private_tables_are_closed_to_users(app_db, world, table):
+    for who in (world.alice, world.eve):
+        assert outcome(app_db, Actor.user(who), INSERTS[table], params(world)).startswith("refused")
+        with acting(app_db, Actor.user(who)) as conn, pytest.raises(errors.InsufficientPrivilege):
+            conn.execute(f"select * from ops.{table}")
+
+
+def test_sessions_show_their_owner_no_token_hash_and_begin_only_by_login(app_db, world):
+    with acting(app_db, Actor.user(world.alice)) as conn:
+        assert conn.execute("select count(*) as n from ops.sessions").fetchone()["n"] == 1
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("select token_hash from ops.sessions")
+    for name in ("login_begin('alice@acme.test', 'x')", "session_actor('x')",
+                 "login_succeeded(1, %(alice)s, 'x', 'x', 'x')"):
+        with acting(app_db, Actor.user(world.alice)) as conn, pytest.raises(errors.InsufficientPrivilege):
+            conn.execute(f"select * from ops.{name}", params(world))
+
+
+def test_anonymous_login_sees_password_hashes_only_through_login_begin(app_db, owner_db, world):
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.users set password_hash = 'h' where id = %s", (world.alice,))
+    with acting(app_db, Actor.anonymous()) as conn:
+        row = conn.execute("select * from ops.login_begin('Alice@acme.test', '10.0.0.1')").fetchone()
+    assert row["password_hash"] == "h" and row["user_id"] == world.alice and row["attempt_id"]
+    with acting(app_db, Actor.anonymous()) as conn, pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("select * from ops.login_succeeded(-1, %s, 'x', 'x', 'x')", (world.alice,))
+
+
+@pytest.mark.parametrize("table", sorted(ACME_ROWS) + sorted(SHARED) + sorted(PRIVATE))
 def test_anonymous_sees_nothing(app_db, world, table):
     with acting(app_db, Actor.anonymous()) as conn:
         with pytest.raises(errors.InsufficientPrivilege):

@@ -79,4 +79,6 @@ def seed(owner_conninfo: str, bob_role: str | None = "developer") -> World:
         for user in (alice, bob, eve):
             conn.execute("insert into ops.api_tokens (user_id, name, token_hash) values (%s, 't', %s)",
                          (user, f"hash-{user}"))
+            conn.execute("insert into ops.sessions (user_id, token_hash) values (%s, %s)", (user, f"session-{user}"))
+        conn.execute("insert into ops.login_failures (email, address) values ('alice@acme.test', '10.0.0.1')")
     return World(alice, bob, eve, carol, acme, evil, shop, lab, main, staging, dev, shop_runs, lab_run, worker)

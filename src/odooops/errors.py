@@ -17,6 +17,11 @@ class OpsError(Exception):
     def message(self) -> str:
         return str(self)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the error shape."""
+        return {}
+
 
 class InvalidInput(OpsError):
     """The input is not valid."""
@@ -26,10 +31,16 @@ class InvalidInput(OpsError):
 
 
 class Unauthenticated(OpsError):
-    """Sign in first: send `Authorization: Bearer <token>`."""
+    """Sign in first: send `Authorization: Bearer <token>`, or the cookie of POST /api/v1/auth/login."""
 
     code = "unauthenticated"
     status = 401
+
+
+class BadCredentials(Unauthenticated):
+    """Wrong email or password."""
+
+    code = "bad_credentials"
 
 
 class NotFound(OpsError):
@@ -58,6 +69,27 @@ class PayloadTooLarge(OpsError):
 
     code = "payload_too_large"
     status = 413
+
+
+class CsrfRejected(Forbidden):
+    """Missing or wrong CSRF token: send the session's token as X-CSRF-Token or the csrf_token field."""
+
+    code = "csrf"
+
+
+class TooManyRequests(OpsError):
+    """Too many attempts: wait a while before trying again."""
+
+    code = "too_many_attempts"
+    status = 429
+
+    def __init__(self, message: str | None = None, retry_after: int = 60):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class InvalidTransition(Conflict):

@@ -54,6 +54,8 @@ DOCUMENTED = [
     ("ODOOOPS_DEMO", "(off)", "`odooops up --demo`: also create the demo project."),
     ("ODOOOPS_HOST", "127.0.0.1", "Address the HTTP server listens on."),
     ("ODOOOPS_PORT", "8600", "Port of the HTTP server (API, and the console as it lands)."),
+    ("ODOOOPS_SECURE_COOKIES", "auto", "Secure flag of the console session cookie: auto (Secure unless the request came over plain http), always, never."),
+    ("ODOOOPS_FORWARDED_ALLOW_IPS", "127.0.0.1", "Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated addresses, or *)."),
     ("ODOOOPS_RUNNER_CONCURRENCY", "2", "How many runs one runner executes at once."),
     ("ODOOOPS_RUNNER_KINDS", "build", "Comma-separated kinds of run a runner claims."),
     ("ODOOOPS_POLL_SECONDS", "2", "How often an idle runner looks for work when no notification woke it."),
@@ -76,6 +78,8 @@ class Settings:
     acting_as: str | None = None
     host: str = "127.0.0.1"
     port: int = 8600
+    secure_cookies: str = "auto"
+    forwarded_allow_ips: str = "127.0.0.1"
     runner_concurrency: int = 2
     runner_kinds: tuple[str, ...] = ("build",)
     poll_seconds: float = 2.0
@@ -98,6 +102,8 @@ class Settings:
             acting_as=env.get("ODOOOPS_AS") or None,
             host=env.get("ODOOOPS_HOST") or "127.0.0.1",
             port=_number(env, "ODOOOPS_PORT", 8600, int),
+            secure_cookies=_choice(env, "ODOOOPS_SECURE_COOKIES", ("auto", "always", "never")),
+            forwarded_allow_ips=env.get("ODOOOPS_FORWARDED_ALLOW_IPS") or "127.0.0.1",
             runner_concurrency=_number(env, "ODOOOPS_RUNNER_CONCURRENCY", 2, int),
             runner_kinds=tuple(k.strip() for k in env.get("ODOOOPS_RUNNER_KINDS", "build").split(",") if k.strip()),
             poll_seconds=_number(env, "ODOOOPS_POLL_SECONDS", 2.0, float),
@@ -125,3 +131,11 @@ def _number(env, name: str, default, kind, minimum=None):
     if value is None or value < low or (minimum is None and value == 0):
         raise InvalidInput(f"{name} must be a {'positive ' if minimum is None else ''}number, not {raw!r}")
     return value
+
+
+def _choice(env, name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` from the environment; the first when unset."""
+    raw = (env.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise InvalidInput(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw

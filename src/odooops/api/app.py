@@ -14,19 +14,20 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from odooops import __version__, runtime
-from odooops.api import hooks
+from odooops.api import auth, hooks
 from odooops.api.routes import router
 from odooops.db import Actor
 from odooops.errors import OpsError
 from odooops.hooks.processor import HookProcessor
 from odooops.managers import Manager
+from odooops.managers.users import dummy_hash
 from odooops.settings import Settings
 
 log = logging.getLogger("odooops.http")
 
 
-def error(status: int, message: str, code: str) -> JSONResponse:
-    return JSONResponse({"ok": False, "error": message, "code": code}, status_code=status)
+def error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": message, "code": code}, status_code=status, headers=headers)
 
 
 def create_app(settings: Settings, database=None) -> FastAPI:
@@ -38,6 +39,8 @@ def create_app(settings: Settings, database=None) -> FastAPI:
         if database is None:
             await db.open()
         processing = asyncio.create_task(app.state.hook_processor.run(), name="webhook deliveries")
+        # made before the first login, which would otherwise take longer for an unknown email
+        await asyncio.to_thread(dummy_hash)
         yield
         processing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -53,6 +56,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     app.state.hook_processor = HookProcessor(db)
     app.include_router(router)
     app.include_router(hooks.router)
+    app.include_router(auth.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -66,7 +70,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     async def ops_error(request: Request, exc: OpsError) -> JSONResponse:
         if exc.status >= 500:
             log.error("request %s failed: %s", request.state.request_id, exc)
-        return error(exc.status, exc.message, exc.code)
+        return error(exc.status, exc.message, exc.code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,7 +94,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
         request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         response = await call_next(request)
         response.headers["X-Request-Id"] = request.state.request_id
-        # the path and status only: never headers, queries or bodies, which may hold secrets
+        # the path and status only: never headers (tokens, cookies), queries or bodies (passwords)
         log.info("%s %s %s %s", request.state.request_id, request.method, request.url.path, response.status_code)
         return response
 

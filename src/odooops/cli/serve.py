@@ -27,7 +27,8 @@ def server(s, db, *, own_signals: bool = True) -> uvicorn.Server:
     """The HTTP server on an open database, to run in the caller's event loop."""
     from odooops.api.app import create_app
 
-    config = uvicorn.Config(create_app(s, db), host=s.host, port=s.port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(create_app(s, db), host=s.host, port=s.port, log_level="warning", lifespan="on",
+                            proxy_headers=True, forwarded_allow_ips=s.forwarded_allow_ips)
     return (uvicorn.Server if own_signals else _Server)(config)
 
 

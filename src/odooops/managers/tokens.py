@@ -52,6 +52,8 @@ class Tokens(Manager):
     async def list(self, user_id: UUID) -> list[dict]:
         return await self.all(Q["list"], {"user_id": user_id})
 
-    async def revoke(self, user_id: UUID, token_id: UUID) -> None:
-        if await self.one(Q["revoke"], {"id": token_id, "user_id": user_id}) is None:
-            raise NotFound("no such token")
+    async def revoke(self, user_id: UUID, token_id: UUID) -> dict:
+        row = await self.one(Q["revoke"], {"id": token_id, "user_id": user_id})
+        if row is None:
+            raise NotFound("no such token, or it is revoked already")
+        return row

@@ -13,4 +13,4 @@ select id, user_id, name, scopes, expires_at, last_used_at, revoked_at, created_
 -- name: revoke
 update ops.api_tokens set revoked_at = now()
  where id = %(id)s and user_id = %(user_id)s and revoked_at is null
-returning id;
+returning id, user_id, name, scopes, expires_at, last_used_at, revoked_at, created_at;

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import functools
+import secrets
+
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from odooops.db import queries_beside
-from odooops.errors import InvalidInput
+from odooops.errors import InvalidInput, Unauthenticated
 from odooops.managers import Manager, lookup
 
 Q = queries_beside(__file__)
@@ -17,6 +21,22 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+@functools.cache
+def dummy_hash() -> str:
+    """A hash no password matches, made with the same parameters as real ones."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Whether `password` matches. Without a hash (an unknown account, or one
+    with no password) a dummy hash is checked instead, so that the answer takes
+    as long and an attacker's stopwatch cannot tell which accounts exist."""
+    try:
+        return _hasher.verify(password_hash or dummy_hash(), password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 class Users(Manager):
     async def create(self, email: str, name: str = "", password: str | None = None) -> dict:
         password_hash = hash_password(password) if password is not None else None
@@ -28,3 +48,10 @@ class Users(Manager):
 
     async def list(self) -> list[dict]:
         return await self.all(Q["list"])
+
+    async def me(self) -> dict:
+        """The signed-in user: id, email and name."""
+        row = await self.one(Q["me"])
+        if row is None:
+            raise Unauthenticated("no signed-in user")
+        return row
