@@ -14,7 +14,7 @@ import httpx
 
 from conftest import APP_PASSWORD
 from helpers import commit, git, make_repo, recipe
-from test_api import api, as_, sse, tenants  # noqa: F401  (fixtures)
+from test_api import as_, sse, tenants  # noqa: F401  (fixture)
 
 
 def test_git_push_builds_and_streams(api, tenants, settings, tmp_path):

@@ -24,11 +24,13 @@ ACME_ROWS = {
     "runs": "project_id = %(shop)s",
     "run_events": "run_id in (select id from ops.runs where project_id = %(shop)s)",
     "artifacts": "run_id in (select id from ops.runs where project_id = %(shop)s)",
+    "hooks": "project_id = %(shop)s",
+    "hook_deliveries": "project_id = %(shop)s",
 }
 # Tables that hold no tenant data; any signed-in user may read them.
 SHARED = {"workers", "run_transitions"}
 # Tables no user may read or write: only the control plane and its functions.
-PRIVATE = {"login_failures"}
+PRIVATE = {"login_failures", "hook_effects"}
 
 # A change a stranger might try on Acme's rows, per table.
 UPDATES = {
@@ -43,6 +45,8 @@ UPDATES = {
     "runs": "update ops.runs set status = 'canceled' where {where}",
     "run_events": "update ops.run_events set message = 'pwned' where {where}",
     "artifacts": "update ops.artifacts set name = 'pwned' where {where}",
+    "hooks": "update ops.hooks set salt = 'known' where {where}",
+    "hook_deliveries": "update ops.hook_deliveries set status = 'done' where {where}",
 }
 INSERTS = {
     "orgs": "insert into ops.orgs (slug, name) values ('acme2', 'x')",
@@ -60,6 +64,10 @@ INSERTS = {
     "workers": "insert into ops.workers (hostname, pid, version) values ('x', 1, 'x')",
     "run_transitions": "insert into ops.run_transitions values ('succeeded', 'queued')",
     "login_failures": "delete from ops.login_failures",
+    "hooks": "insert into ops.hooks (project_id) values (%(shop)s)",
+    "hook_deliveries": "insert into ops.hook_deliveries (host, hook_id, project_id, delivery_id, event, headers, body) "
+                       "select 'github', id, project_id, 'forged', 'push', '{}', '' from ops.hooks",
+    "hook_effects": "delete from ops.hook_effects",
 }
 
 

@@ -81,4 +81,11 @@ def seed(owner_conninfo: str, bob_role: str | None = "developer") -> World:
                          (user, f"hash-{user}"))
             conn.execute("insert into ops.sessions (user_id, token_hash) values (%s, %s)", (user, f"session-{user}"))
         conn.execute("insert into ops.login_failures (email, address) values ('alice@acme.test', '10.0.0.1')")
+        for project in (shop, lab):
+            hook = _one(conn, "insert into ops.hooks (project_id) values (%s) returning id", (project,))["id"]
+            delivery = _one(conn, "insert into ops.hook_deliveries (host, hook_id, project_id, delivery_id, event, "
+                                  "headers, body) values ('github', %s, %s, 'd1', 'push', '{}', '{}') returning id",
+                            (hook, project))["id"]
+            conn.execute("insert into ops.hook_effects (project_id, key, delivery_id) values (%s, 'k', %s)",
+                         (project, delivery))
     return World(alice, bob, eve, carol, acme, evil, shop, lab, main, staging, dev, shop_runs, lab_run, worker)

@@ -9,14 +9,14 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from odooops.api.deps import FORM_TYPES, actor, db, session_actor, writer
+from odooops.api.deps import ERRORS, FORM_TYPES, actor, db, session_actor, writer
 from odooops.db import Actor, Database
 from odooops.errors import InvalidInput, Unauthenticated
 from odooops.managers.sessions import COOKIE, LIFETIME_SECONDS, Sessions, csrf_token
 from odooops.managers.tokens import Tokens
 from odooops.managers.users import Users
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
 Db = Annotated[Database, Depends(db)]
 Reader = Annotated[Actor, Depends(actor)]
 Writer = Annotated[Actor, Depends(writer)]
