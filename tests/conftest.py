@@ -129,6 +129,7 @@ def cli(settings: Settings):
             "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
             "ODOOOPS_APP_PASSWORD": APP_PASSWORD,
             "COLUMNS": "200",
+            "XDG_CONFIG_HOME": str(settings.data_dir.parent / "config"),  # where `odooops login` keeps its token
         })
         full_env.update(env or {})
         return subprocess.run([sys.executable, "-m", "odooops", *args], input=input, env=full_env,

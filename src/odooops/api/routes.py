@@ -121,8 +121,8 @@ async def remove_member(org: str, user_id: UUID, db: Db, who: Writer) -> dict:
 
 
 @router.get("/projects")
-async def list_projects(db: Db, who: Reader) -> list[dict]:
-    return await Projects(db, who).list()
+async def list_projects(db: Db, who: Reader, include_archived: bool = False) -> list[dict]:
+    return await Projects(db, who).list(include_archived)
 
 
 @router.post("/projects", status_code=201)

@@ -11,6 +11,8 @@ import typer
 from rich.text import Text
 
 from odooops.cli.context import ago, err, out, run, status, table
+from odooops.cli.remote import project_path
+from odooops.managers.lookup import split_project_ref
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
 from odooops.errors import InvalidInput
@@ -64,14 +66,15 @@ def org_create(
     owner: Annotated[str | None, typer.Option(help="Email of the user who owns the org.")] = None,
 ) -> None:
     """Create an org."""
-    org = run(lambda db, actor: Orgs(db, actor).create(slug, name, owner))
+    org = run(lambda db, actor: Orgs(db, actor).create(slug, name, owner),
+              remote=None if owner else lambda api: api.post("/orgs", {"slug": slug, "name": name}))
     out.print(f"created org [bold]{org['slug']}[/]")
 
 
 @org_app.command("list")
 def org_list() -> None:
     """List orgs."""
-    orgs = run(lambda db, actor: Orgs(db, actor).list())
+    orgs = run(lambda db, actor: Orgs(db, actor).list(), remote=lambda api: api.get("/orgs"))
     table(["org", "name", "projects", "created"], [[o["slug"], o["name"], o["project_count"], ago(o["created_at"])] for o in orgs])
 
 
@@ -83,7 +86,8 @@ def member_add(
     project: Annotated[str | None, typer.Option(help="Add to this project of the org only (its slug).")] = None,
 ) -> None:
     """Add a user to an org, or to one project of it."""
-    run(lambda db, actor: Orgs(db, actor).add_member(org, email, role, project))
+    run(lambda db, actor: Orgs(db, actor).add_member(org, email, role, project),
+        remote=None if project else lambda api: api.post(f"/orgs/{org}/members", {"email": email, "role": role}))
     where = f"{org}/{project}" if project else org
     out.print(f"{email} is now {role} of {where}")
 
@@ -97,15 +101,19 @@ def project_create(
     odoo_version: Annotated[str, typer.Option(help="Odoo version the project runs on.")] = "17.0",
 ) -> None:
     """Create a project; its default branch becomes the production branch."""
+    org, slug = split_project_ref(project)
     created = run(lambda db, actor: Projects(db, actor).create(
-        project, repo, name=name, default_branch=default_branch, odoo_version=odoo_version))
+        project, repo, name=name, default_branch=default_branch, odoo_version=odoo_version),
+        remote=lambda api: api.post("/projects", {"org": org, "slug": slug, "repo_url": repo, "name": name,
+                                                  "default_branch": default_branch, "odoo_version": odoo_version}))
     out.print(f"created project [bold]{project}[/] ({created['id']}) with production branch {default_branch}")
 
 
 @project_app.command("list")
 def project_list(archived: Annotated[bool, typer.Option(help="Include archived projects.")] = False) -> None:
     """List projects with their last build."""
-    projects = run(lambda db, actor: Projects(db, actor).list(archived))
+    projects = run(lambda db, actor: Projects(db, actor).list(archived),
+                   remote=lambda api: api.get("/projects", include_archived=archived))
     if not projects:
         out.print("no projects yet: create one with [bold]odooops project create ORG/PROJECT --repo URL[/]")
         return
@@ -154,7 +162,12 @@ def project_set(
             row = await manager.unset_setting(project, key)
         return row
 
-    row = run(work)
+    def remotely(api):
+        if unset:
+            raise InvalidInput("--unset works on the control plane's own host only")
+        return api.patch(project_path(project), {"settings": values}) if values else api.get(project_path(project))
+
+    row = run(work, remote=remotely)
     out.print_json(data=masked(row["settings"]))
 
 
@@ -170,7 +183,7 @@ def _read_secret(name: str) -> str:
 @project_app.command("show")
 def project_show(project: Project) -> None:
     """A project's details and settings (secrets masked)."""
-    p = run(lambda db, actor: Projects(db, actor).get(project))
+    p = run(lambda db, actor: Projects(db, actor).get(project), remote=lambda api: api.get(project_path(project)))
     table(["field", "value"], [["name", p["name"]], ["repository", p["repo_url"]], ["default branch", p["default_branch"]],
                                ["odoo", p["odoo_version"]], ["created", ago(p["created_at"])],
                                ["settings", json.dumps(masked(p["settings"]))]])
@@ -183,14 +196,16 @@ def branch_add(
     stage: Annotated[str, typer.Option(help="production, staging or development.")] = "development",
 ) -> None:
     """Add a branch to a project."""
-    run(lambda db, actor: Branches(db, actor).add(project, name, stage))
+    run(lambda db, actor: Branches(db, actor).add(project, name, stage),
+        remote=lambda api: api.post(f"{project_path(project)}/branches", {"name": name, "stage": stage}))
     out.print(f"added branch [bold]{name}[/] to {project} as {stage}")
 
 
 @branch_app.command("list")
 def branch_list(project: Project) -> None:
     """List a project's branches by stage, with their last build."""
-    branches = run(lambda db, actor: Branches(db, actor).list(project))
+    branches = run(lambda db, actor: Branches(db, actor).list(project),
+                   remote=lambda api: api.get(f"{project_path(project)}/branches"))
     table(["branch", "stage", "builds", "last build", "commit", "when"],
           [[b["name"], b["stage"], b["build_count"], status(b["last_build_status"]),
             (b["last_build_commit"] or "")[:10], ago(b["last_build_at"])] for b in branches])
@@ -199,7 +214,8 @@ def branch_list(project: Project) -> None:
 @branch_app.command("set-stage")
 def branch_set_stage(project: Project, name: str, stage: str) -> None:
     """Move a branch to another stage (Odoo.sh's rules apply)."""
-    run(lambda db, actor: Branches(db, actor).set_stage(project, name, stage))
+    run(lambda db, actor: Branches(db, actor).set_stage(project, name, stage),
+        remote=lambda api: api.patch(f"{project_path(project)}/branches/{name}", {"stage": stage}))
     out.print(f"branch [bold]{name}[/] is now {stage}")
 
 
@@ -210,7 +226,11 @@ def build_trigger(
     commit: Annotated[str | None, typer.Option(help="Commit to build (default: the branch head in the repository).")] = None,
 ) -> None:
     """Queue a build of a branch."""
-    r = run(lambda db, actor: Runs(db, actor).trigger_build(project, branch, commit))
+    def remotely(api):
+        queued = api.post(f"{project_path(project)}/branches/{branch}/builds", {"commit": commit} if commit else None)
+        return api.get(f"/runs/{queued['build_id']}")
+
+    r = run(lambda db, actor: Runs(db, actor).trigger_build(project, branch, commit), remote=remotely)
     out.print(f"queued build [bold]{r['id']}[/] of {branch} at {r['commit_sha'][:10]} ({r['status']})")
 
 
@@ -221,7 +241,8 @@ def builds(
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many builds.")] = 20,
 ) -> None:
     """List a project's builds, newest first."""
-    rows = run(lambda db, actor: Runs(db, actor).builds(project, branch, before, limit))
+    rows = run(lambda db, actor: Runs(db, actor).builds(project, branch, before, limit),
+               remote=lambda api: api.get(f"{project_path(project)}/builds", branch=branch, before=before, limit=limit))
     table(["id", "branch", "commit", "trigger", "status", "result", "queued"],
           [[r["id"], r["branch"], r["commit_sha"][:10], r["trigger"], status(r["status"]), r["result"],
             ago(r["queued_at"] or r["created_at"])] for r in rows])
@@ -249,6 +270,14 @@ async def _follow(runs: Runs, run_id: int, after: int) -> dict:
         await asyncio.sleep(0.2)
 
 
+def _follow_stream(api, run_id: int, after: int) -> dict:
+    """Follow over the API's Server-Sent Events until the run ends."""
+    for event, data in api.events(f"/runs/{run_id}/logs/stream", after_seq=after):
+        if event == "line":
+            _print_events([data])
+    return api.get(f"/runs/{run_id}")
+
+
 def logs(
     run_id: int,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")] = False,
@@ -257,10 +286,12 @@ def logs(
 ) -> None:
     """Print a run's log."""
     if follow:
-        final = run(lambda db, actor: _follow(Runs(db, actor), run_id, after))
+        final = run(lambda db, actor: _follow(Runs(db, actor), run_id, after),
+                    remote=lambda api: _follow_stream(api, run_id, after))
         err.print(f"run {run_id} {status(final['status'])}" + (f": {final['error']}" if final["error"] else ""))
         return
-    events = run(lambda db, actor: Runs(db, actor).logs(run_id, after, limit))
+    events = run(lambda db, actor: Runs(db, actor).logs(run_id, after, limit),
+                 remote=lambda api: api.get(f"/runs/{run_id}/logs", after_seq=after, limit=limit))
     if not events:
         err.print(f"run {run_id} has no log lines after line {after}")
     _print_events(events)
@@ -269,6 +300,6 @@ def logs(
 @run_app.command("cancel")
 def run_cancel(run_id: int) -> None:
     """Cancel a run that has not finished."""
-    r = run(lambda db, actor: Runs(db, actor).cancel(run_id))
+    r = run(lambda db, actor: Runs(db, actor).cancel(run_id), remote=lambda api: api.post(f"/runs/{run_id}/cancel"))
     out.print(f"run {r['id']} is {r['status']}")
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from odooops import runtime
 from odooops.db import Actor, Database
+from odooops.errors import InvalidInput, OpsError
 from odooops.managers import lookup
 from odooops.settings import Settings
 
@@ -39,8 +40,14 @@ async def _actor(db: Database, email: str | None) -> Actor:
         return Actor.user((await lookup.user(conn, email))["id"])
 
 
-def run(work: Callable[[Database, Actor], Awaitable[T]]) -> T:
-    """Run `work(db, actor)` with the database open and migrated."""
+def run(work: Callable[[Database, Actor], Awaitable[T]], remote: Callable | None = None) -> T:
+    """Run `work(db, actor)` with the database open and migrated; or, when the
+    CLI is logged in to a remote server, `remote(api)` over HTTP."""
+    from odooops.cli.remote import api
+
+    client = api()
+    if client is not None:
+        return _remotely(client, remote)
 
     async def main() -> T:
         s = settings()
@@ -49,6 +56,15 @@ def run(work: Callable[[Database, Actor], Awaitable[T]]) -> T:
             return await work(db, await _actor(db, s.acting_as))
 
     return asyncio.run(main())
+
+
+def _remotely(client, remote: Callable | None):
+    if remote is None:
+        raise OpsError(f"this command works on the control plane's own host only; run it there, "
+                       f"or `odooops logout` to use a local database instead of {client.url}")
+    if settings().acting_as:
+        raise InvalidInput(f"--as does not apply to {client.url}: you act there as the user you logged in as")
+    return remote(client)
 
 
 def table(columns: list[str], rows: list[list[object]], title: str | None = None) -> None:

@@ -14,6 +14,7 @@ import typer
 
 from odooops import runtime
 from odooops.cli.context import ago, out, run, settings, table
+from odooops.cli.remote import project_path
 from odooops.errors import InvalidInput, OpsError
 from odooops.hooks.events import ZERO
 from odooops.hooks.verify import hook_secret, signed_headers
@@ -23,8 +24,8 @@ app = typer.Typer(help="Git host webhooks.", no_args_is_help=True)
 Project = Annotated[str, typer.Argument(help="The project, as ORG/PROJECT.")]
 
 
-def _urls(base: str, hook_id: object) -> list[list[str]]:
-    return [[host, f"{base.rstrip('/')}/api/v1/hooks/{host}/{hook_id}"] for host in ("github", "gitlab", "gitea")]
+def _urls(base: str, hook_id: object) -> dict[str, str]:
+    return {host: f"{base.rstrip('/')}/api/v1/hooks/{host}/{hook_id}" for host in ("github", "gitlab", "gitea")}
 
 
 @app.command("create")
@@ -32,16 +33,24 @@ def create(project: Project,
            base_url: Annotated[str | None, typer.Option(help="How git hosts reach this server; default: http://HOST:PORT.")] = None) -> None:
     """Create the project's webhook, or give it a new secret (printed once)."""
     s = settings()
-    hook = run(lambda db, actor: Hooks(db, actor).rotate(project))
-    table(["host", "payload URL"], _urls(base_url or f"http://{s.host}:{s.port}", hook["id"]))
+
+    def locally(hook: dict) -> dict:
+        return {"urls": _urls(base_url or f"http://{s.host}:{s.port}", hook["id"]),
+                "secret": hook_secret(runtime.secret_key(s).reveal(), hook["id"], hook["salt"])}
+
+    hook = run(lambda db, actor: Hooks(db, actor).rotate(project),
+               remote=lambda api: api.post(f"{project_path(project)}/hook"))
+    hook = hook if "secret" in hook else locally(hook)
+    table(["host", "payload URL"], [[host, url] for host, url in hook["urls"].items()])
     out.print("content type: application/json; events: push and pull requests. The secret, shown only now:")
-    print(hook_secret(runtime.secret_key(s).reveal(), hook["id"], hook["salt"]))
+    print(hook["secret"])
 
 
 @app.command("deliveries")
 def deliveries(project: Project, limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
     """What was delivered to the project's webhook and what came of it."""
-    rows = run(lambda db, actor: Hooks(db, actor).deliveries(project, limit))
+    rows = run(lambda db, actor: Hooks(db, actor).deliveries(project, limit),
+               remote=lambda api: api.get(f"{project_path(project)}/deliveries", limit=limit))
     table(["id", "host", "event", "received", "status", "run", "outcome"],
           [[r["id"], r["host"], r["event"], ago(r["received_at"]), r["status"], r["run_id"], r["outcome"]]
            for r in rows])

@@ -57,7 +57,7 @@ def stop_on_signals(worker) -> asyncio.Event:
 
 def runs() -> None:
     """The queue: what runs, what waits, and why."""
-    rows = run(lambda db, actor: Queue(db, actor).queue())
+    rows = run(lambda db, actor: Queue(db, actor).queue(), remote=lambda api: api.get("/queue"))
     if not rows:
         out.print("the queue is empty")
         return
@@ -69,13 +69,13 @@ def runs() -> None:
 
 def authorize(run_id: int) -> None:
     """Let a run that waits for authorization (a fork's pull request) go."""
-    r = run(lambda db, actor: Queue(db, actor).authorize(run_id))
+    r = run(lambda db, actor: Queue(db, actor).authorize(run_id), remote=lambda api: api.post(f"/runs/{run_id}/authorize"))
     out.print(f"run {r['id']} is {r['status']}")
 
 
 def workers() -> None:
     """Workers, with their last heartbeat."""
-    rows = run(lambda db, actor: Queue(db, actor).workers())
+    rows = run(lambda db, actor: Queue(db, actor).workers(), remote=lambda api: api.get("/workers"))
     if not rows:
         out.print("no worker is registered: start one with [bold]odooops runner[/]")
         return

@@ -57,7 +57,12 @@ def token_create(
 ) -> None:
     """Create an API token; it is printed once and stored only as a hash."""
     wanted = [x.strip() for x in scopes.split(",") if x.strip()]
-    row, token = run(lambda db, actor: Tokens(db, actor).create(user, name, wanted, expires_in_days))
+    def remotely(api):
+        made = api.post("/tokens", {"name": name, "scopes": wanted, "expires_in_days": expires_in_days})
+        return made, made["token"]
+
+    row, token = run(lambda db, actor: Tokens(db, actor).create(user, name, wanted, expires_in_days),
+                     remote=None if user else remotely)
     out.print(f"token [bold]{row['name']}[/] ({', '.join(row['scopes'])}) — shown this once, keep it safe:")
     print(token)
 
@@ -74,7 +79,7 @@ def token_list(user: Annotated[str | None, typer.Option(help="Email of the user 
             user_id = actor.user_id if user is None else (await lookup.user(conn, user))["id"]
         return await Tokens(db, actor).list(user_id)
 
-    rows = run(work)
+    rows = run(work, remote=None if user else lambda api: api.get("/tokens"))
     table(["id", "name", "scopes", "expires", "last used", "revoked"],
           [[str(t["id"])[:8], t["name"], ",".join(t["scopes"]), t["expires_at"], ago(t["last_used_at"]),
-            "yes" if t["revoked_at"] else ""] for t in rows])
+            "yes" if t.get("revoked_at") or t.get("revoked") else ""] for t in rows])
