@@ -3,6 +3,11 @@ security with an owner, a teammate and a stranger, and one error shape."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import httpx
 import pytest
 
@@ -209,3 +214,28 @@ def test_artifacts_list_and_download(api, tenants, settings, owner_db, tmp_path)
     assert httpx.get(url, headers={**alice, "If-None-Match": got.headers["etag"]}).status_code == 304
     envelope(httpx.get(url, headers=as_(tenants["eve"])), 404, "not_found")
     envelope(httpx.get(f"{api}/api/v1/runs/{run_id}/artifacts/nope.txt", headers=alice), 404, "not_found")
+
+
+def test_access_log_is_json_lines_without_secrets(settings, tenants):
+    from conftest import APP_PASSWORD, _wait_healthy, free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
+    env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
+                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_PORT": str(port)})
+    proc = subprocess.Popen([sys.executable, "-m", "odooops", "serve"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(proc, base)
+        httpx.get(f"{base}/api/v1/projects?secret=q", headers={**as_(tenants["alice"]), "X-Request-Id": "req-42"})
+        httpx.post(f"{base}/api/v1/auth/login", json={"email": "alice@acme.test", "password": "hunter2-secret"})
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert {"request_id": "req-42", "method": "GET", "path": "/api/v1/projects", "status": 200}.items() <= \
+        next(x for x in lines if x.get("request_id") == "req-42").items()
+    assert any(x.get("path") == "/api/v1/auth/login" and x["status"] == 401 for x in lines)
+    for secret in (tenants["alice"], "hunter2-secret", "secret=q"):
+        assert secret not in output

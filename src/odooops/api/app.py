@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import time
 import uuid
 from contextlib import asynccontextmanager
 
@@ -24,6 +26,7 @@ from odooops.managers.users import dummy_hash
 from odooops.settings import Settings
 
 log = logging.getLogger("odooops.http")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -91,11 +94,15 @@ def create_app(settings: Settings, database=None) -> FastAPI:
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        given = request.headers.get("x-request-id", "")
+        request.state.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        started = time.perf_counter()
         response = await call_next(request)
         response.headers["X-Request-Id"] = request.state.request_id
         # the path and status only: never headers (tokens, cookies), queries or bodies (passwords)
-        log.info("%s %s %s %s", request.state.request_id, request.method, request.url.path, response.status_code)
+        log.info("%s %s %s", request.method, request.url.path, response.status_code, extra={
+            "request_id": request.state.request_id, "method": request.method, "path": request.url.path,
+            "status": response.status_code, "ms": round((time.perf_counter() - started) * 1000, 1)})
         return response
 
     return app

@@ -10,6 +10,7 @@ import typer
 import uvicorn
 
 from odooops import runtime
+from odooops.api import accesslog
 from odooops.cli.context import ago, out, run, settings, table
 from odooops.errors import InvalidInput
 from odooops.managers.tokens import Tokens
@@ -38,6 +39,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API (/api/v1, docs at /api/v1/docs) until Ctrl-C."""
     s = settings().with_overrides(host=host, port=port)
+    accesslog.enable()
 
     async def main() -> None:
         await runtime.prepare(s)
