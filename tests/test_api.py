@@ -239,3 +239,39 @@ def test_access_log_is_json_lines_without_secrets(settings, tenants):
     assert any(x.get("path") == "/api/v1/auth/login" and x["status"] == 401 for x in lines)
     for secret in (tenants["alice"], "hunter2-secret", "secret=q"):
         assert secret not in output
+
+
+def test_an_endpoint_that_forgot_its_filter_still_shows_only_the_callers_rows(settings, tenants):
+    """Row-level security is the boundary, not the Python: a route that reads
+    every run and every project, with no filter at all, shows each caller
+    their own tenant's rows only."""
+    import asyncio
+
+    from fastapi import Depends
+
+    from odooops import runtime
+    from odooops.api.app import create_app
+    from odooops.api.deps import actor
+    from odooops.managers import Manager
+
+    async def main():
+        async with runtime.database(settings) as db:
+            app = create_app(settings, db)
+
+            @app.get("/careless")
+            async def careless(who=Depends(actor)) -> dict:
+                manager = Manager(db, who)
+                projects = await manager.all("select o.slug || '/' || p.slug as ref from ops.projects p "
+                                             "join ops.orgs o on o.id = p.org_id")
+                runs = await manager.all("select project_id from ops.runs")
+                return {"projects": sorted(r["ref"] for r in projects), "runs": len(runs)}
+
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                await client.post("/api/v1/projects/acme/shop/branches/feature/builds", headers=as_(tenants["alice"]))
+                return {who: (await client.get("/careless", headers=as_(tenants[who]))).json()
+                        for who in ("alice", "bob", "eve")}
+
+    seen = asyncio.run(main())
+    assert seen["alice"] == seen["bob"] == {"projects": ["acme/shop"], "runs": 1}
+    assert seen["eve"] == {"projects": ["evil/lab"], "runs": 0}
