@@ -144,7 +144,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_healthy(proc: subprocess.Popen, base: str) -> None:
+def _wait_healthy(proc: subprocess.Popen, base: str, log: Path | None = None) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -153,7 +153,7 @@ def _wait_healthy(proc: subprocess.Popen, base: str) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     proc.kill()
-    raise AssertionError(proc.stdout.read())
+    raise AssertionError(log.read_text() if log else proc.stdout.read())
 
 
 @pytest.fixture
@@ -169,11 +169,14 @@ def serve_api(settings):
         full_env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir),
                          "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
                          "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_PORT": str(port), **(env or {})})
-        proc = subprocess.Popen([sys.executable, "-m", "odooops", "serve"], env=full_env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # to a file: a pipe nobody reads would fill with the access log and stop the server
+        log = settings.data_dir.parent / f"serve-{port}.log"
+        with log.open("w") as output:
+            proc = subprocess.Popen([sys.executable, "-m", "odooops", "serve"], env=full_env,
+                                    stdout=output, stderr=subprocess.STDOUT, text=True)
         started.append(proc)
         base = f"http://127.0.0.1:{port}"
-        _wait_healthy(proc, base)
+        _wait_healthy(proc, base, log)
         return base
 
     yield start
