@@ -53,6 +53,13 @@ class Forbidden(OpsError):
     status = 403
 
 
+class PayloadTooLarge(OpsError):
+    """The request is too large."""
+
+    code = "payload_too_large"
+    status = 413
+
+
 class InvalidTransition(Conflict):
     """That change of state is not allowed."""
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from odooops import __version__, runtime
+from odooops.api import metrics
 from odooops.api.routes import router
 from odooops.db import Actor
 from odooops.errors import OpsError
@@ -42,6 +43,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     app.state.db = db
     app.state.settings = settings
     app.include_router(router)
+    app.include_router(metrics.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
