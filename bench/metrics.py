@@ -56,6 +56,32 @@ PER_REQUEST = 10_000
 SERVICE = Actor.service()
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids(data_dir) -> list[int]:
+    """The embedded server's postmaster and its children (backends, WAL writer, …)."""
+    postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(entry))
+            except OSError:
+                continue
+    return [postmaster, *children]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,7 +129,27 @@ def serve(data_dir, port: int) -> subprocess.Popen:
     raise SystemExit("odooops serve did not come up")
 
 
-async def ingest(base: str, world: dict, clients: int, duration: float) -> tuple[int, float, list[float]]:
+class CpuMeter:
+    """CPU spent by the server, PostgreSQL and this process (the clients)
+    between start() and stop(): what bounds the rate on a small machine."""
+
+    def __init__(self, server_pid: int, data_dir) -> None:
+        self.server_pid, self.data_dir = server_pid, data_dir
+        self.used: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        return {"server": cpu_seconds([self.server_pid]), "postgres": cpu_seconds(postgres_pids(self.data_dir)),
+                "clients": time.process_time()}
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> None:
+        self.used = {k: v - self._start[k] for k, v in self._now().items()}
+
+
+async def ingest(base: str, world: dict, clients: int, duration: float,
+                 cpu: CpuMeter) -> tuple[int, float, list[float]]:
     """Samples sent and accepted, seconds taken, each request's milliseconds."""
     payloads = bodies(world, 8)
     headers = {"x-ops-ingest-token": world["ingest"], "content-type": "application/json"}
@@ -125,9 +171,12 @@ async def ingest(base: str, world: dict, clients: int, duration: float) -> tuple
         await asyncio.gather(*(client(n, http, time.perf_counter() + 2) for n in range(clients)))  # warm-up
         latencies.clear()
         sent = 0
+        cpu.start()
         start = time.perf_counter()
         await asyncio.gather(*(client(n, http, start + duration) for n in range(clients)))
-        return sent, time.perf_counter() - start, latencies
+        took = time.perf_counter() - start
+        cpu.stop()
+        return sent, took, latencies
 
 
 def load(owner: str, world: dict, total: int) -> None:
@@ -216,8 +265,10 @@ async def main(args: argparse.Namespace) -> None:
         try:
             info(f"ingest: {args.clients} clients, {PER_REQUEST}-sample requests, {args.seconds} s "
                  f"(load average {os.getloadavg()[0]:.1f})")
-            sent, took, latencies = await ingest(base, world, args.clients, args.seconds)
-            info(f"  {sent} samples in {took:.1f} s, {len(latencies)} requests")
+            cpu = CpuMeter(server.pid, data_dir)
+            sent, took, latencies = await ingest(base, world, args.clients, args.seconds, cpu)
+            info(f"  {sent} samples in {took:.1f} s, {len(latencies)} requests; CPU per 10,000 samples: "
+                 + ", ".join(f"{k} {v / sent * PER_REQUEST * 1000:.0f} ms" for k, v in cpu.used.items()))
             emit("ingest_samples_per_second", "odooops", sent / took, "samples/s")
             report("ingest_request", latencies)
 

@@ -291,3 +291,29 @@ def test_cli_ingest_tokens(cli, world):
     # acting as the viewer: refused; as the stranger: no such project
     assert "admins and owners" in cli("--as", "bob@acme.test", "ingest-token", "list", "acme/shop").stderr
     assert "no project" in cli("--as", "eve@evil.test", "ingest-token", "list", "acme/shop").stderr
+
+
+def test_fast_and_careful_paths_write_the_same_lines():
+    """The common-shape fast path of samples.parse must agree with the
+    sample-by-sample one wherever it answers, and leave everything else to it."""
+    from odooops import samples
+
+    latest = now()
+    common = [
+        [{"metric": "a.b", "value": 1}, {"metric": "c_d", "value": -0.5}],
+        [{"metric": "a", "value": 2.5, "dims": {"host": "web\t1", "db": "pr\\od"}},
+         {"metric": "a", "value": 10 ** 20, "dims": {}}, {"metric": "b", "value": 0, "dims": None}],
+        [],
+    ]
+    for batch_samples in common:
+        assert samples._common_lines(batch_samples) == samples._checked_lines(batch_samples, latest)
+    for odd in ([{"metric": "a", "value": True}], [{"metric": "a", "value": "1"}], [{"metric": "a", "value": None}],
+                [{"metric": "a", "value": 1, "dims": {"n": 1}}], [{"metric": "a", "value": 1, "dims": []}],
+                [{"metric": "a", "value": 1e308}, {"metric": "a", "value": 1e308}],
+                [{"metric": ["a"], "value": 1}], [{"metric": "a", "value": 1, "dims": {"x": {"y": 1}}}],
+                [{"metric": "a", "value": 1, "ts": latest.isoformat()}], [{"metric": "a", "value": 1}, {"metric": "a"}]):
+        with pytest.raises(samples._Unsure):
+            samples._common_lines(odd)
+    # finite values whose sum overflows are not refused, only left to the careful path
+    big = [{"metric": "a", "value": 1e308}, {"metric": "a", "value": 1e308}]
+    assert samples._copy_lines(big, latest).count("\n") == 2
