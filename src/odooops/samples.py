@@ -7,9 +7,11 @@ what it is for. Any broken rule rejects the whole batch."""
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
@@ -44,6 +46,26 @@ class Batch:
 
 def parse(body: bytes, now: datetime | None = None) -> Batch:
     """The batch in `body`, or InvalidInput / PayloadTooLarge saying what is wrong."""
+    with _no_gc():
+        return _parse(body, now)
+
+
+@contextmanager
+def _no_gc():
+    """A batch is tens of thousands of new objects, all acyclic; each
+    collection their allocation triggers would walk the server's whole heap
+    (FastAPI's and pydantic's objects included): that made parsing five times
+    slower in the server than alone. Collected as usual afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(body: bytes, now: datetime | None) -> Batch:
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"a metrics request is at most {MAX_BODY_BYTES // (1024 * 1024)} MiB")
     try:
