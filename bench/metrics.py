@@ -12,7 +12,9 @@ process) on it, then:
   query_*_p50/p95            GET /api/v1/projects/…/metrics as a member (RLS),
                              over --samples stored samples: one metric over
                              24 h in 5-minute buckets (all branches, then one
-                             branch), and over 7 days in 1-hour buckets
+                             branch), over 7 days in 1-hour buckets (all from
+                             the per-minute rollup), and over 24 h in 90-second
+                             buckets (query_24h_raw: from the samples)
   query_sql_24h_p50/p95      the 24 h query's SQL alone (its manager, in-process)
 
 Prints one JSON line per figure on stdout, progress on stderr."""
@@ -200,7 +202,14 @@ def load(owner: str, world: dict, total: int) -> None:
               from generate_series(0, %(missing)s - 1) i
         """, {"project_id": world["project_id"], "branches": world["branches"], "metrics": METRICS,
               "missing": missing, "series": series, "interval": INTERVAL})
-        info(f"loaded {missing} samples in {time.perf_counter() - start:.0f} s")
+        conn.execute("""
+            insert into ops.metrics_minutely (project_id, metric, minute, branch_key, count, sum, min, max)
+            select project_id, metric, date_bin(interval '1 minute', ts, timestamptz 'epoch'),
+                   coalesce(branch_id, '00000000-0000-0000-0000-000000000000'),
+                   count(*), sum(value), min(value), max(value)
+              from ops.metrics where metric like 'odoo.m%%'
+             group by 1, 2, 3, 4""")  # what the ingest would have rolled up
+        info(f"loaded {missing} samples and their per-minute rollup in {time.perf_counter() - start:.0f} s")
         start = time.perf_counter()
         for definition in indexes:
             conn.execute(definition)
@@ -237,15 +246,15 @@ async def timed_sql(db, world: dict, count: int) -> list[float]:
 
 
 def explain(owner: str, world: dict) -> None:
+    """The plans of both series queries, as the owner (without RLS)."""
+    from odooops.managers.metrics import Q
+
+    params = {"project_id": world["project_id"], "metric": "odoo.m7", "step": 300, "branch_id": None,
+              "since": datetime.fromtimestamp(time.time() // 300 * 300 - 86400, timezone.utc)}
     with psycopg.connect(owner, autocommit=True) as conn:
-        plan = conn.execute("""
-            explain (analyze, buffers, costs off)
-            select date_bin(interval '300 seconds', ts, timestamptz 'epoch') as bucket,
-                   avg(value), min(value), max(value), count(*)
-              from ops.metrics
-             where project_id = %s and metric = 'odoo.m7' and ts >= now() - interval '24 hours'
-             group by 1 order by 1""", (world["project_id"],)).fetchall()
-    info("plan of the 24 h query (as the owner, without RLS):\n  " + "\n  ".join(r[0] for r in plan))
+        for name in ("series_by_minute", "series"):
+            plan = conn.execute("explain (analyze, buffers, costs off) " + Q[name], params).fetchall()
+            info(f"plan of {name}, 24 h in 5-minute buckets:\n  " + "\n  ".join(r[0] for r in plan))
 
 
 def report(name: str, values: list[float]) -> None:
@@ -277,6 +286,8 @@ async def main(args: argparse.Namespace) -> None:
             info(f"queries: {args.queries} each (load average {os.getloadavg()[0]:.1f})")
             report("query_24h", await timed_gets(base, world, {"metric": "odoo.m7", "hours": 24, "step": 300},
                                                  args.queries))
+            report("query_24h_raw", await timed_gets(base, world, {"metric": "odoo.m7", "hours": 24, "step": 90},
+                                                     args.queries))
             report("query_24h_branch", await timed_gets(
                 base, world, {"metric": "odoo.m7", "hours": 24, "step": 300, "branch": "staging"}, args.queries))
             report("query_7d", await timed_gets(base, world, {"metric": "odoo.m7", "hours": 168, "step": 3600},

@@ -69,8 +69,12 @@ def batch(project_id: str, samples: list, **extra) -> dict:
 
 
 def stored(owner_db: str) -> int:
+    """How many samples are stored; the per-minute rollup must count as many."""
     with owner_conn(owner_db) as conn:
-        return conn.execute("select count(*) as n from ops.metrics").fetchone()["n"]
+        row = conn.execute("select (select count(*) from ops.metrics) as n,"
+                           " (select coalesce(sum(count), 0) from ops.metrics_minutely) as rolled").fetchone()
+    assert row["n"] == row["rolled"]
+    return row["n"]
 
 
 def test_ingest_then_bucketed_series(api, world, owner_db):
@@ -90,12 +94,19 @@ def test_ingest_then_bucketed_series(api, world, owner_db):
     with owner_conn(owner_db) as conn:
         dims = conn.execute("select dims from ops.metrics where value = 3.5").fetchone()["dims"]
     assert dims == {"host": "web-2", "ok": True}
+    assert stored(owner_db) == 6
 
     url = f"{api}/api/v1/projects/acme/shop/metrics"
     series = httpx.get(url, params={"metric": "odoo.cpu", "hours": 1, "step": 60}, headers=as_(world["alice"])).json()
     assert series["metric"] == "odoo.cpu" and series["step"] == 60
     assert [(datetime.fromisoformat(p["bucket"]), p["avg"], p["min"], p["max"], p["count"]) for p in series["points"]] == [
         (start, (1 + 3.5 + 5 + 100) / 4, 1, 100, 4),
+        (start + timedelta(minutes=1), 10, 10, 10, 1)]
+    # 30 s buckets are read from the samples, minutes from the per-minute rollup: the same sums
+    raw = httpx.get(url, params={"metric": "odoo.cpu", "hours": 1, "step": 30}, headers=as_(world["alice"])).json()
+    assert [(datetime.fromisoformat(p["bucket"]), p["avg"], p["min"], p["max"], p["count"]) for p in raw["points"]] == [
+        (start, 2.25, 1, 3.5, 2),
+        (start + timedelta(seconds=30), 52.5, 5, 100, 2),
         (start + timedelta(minutes=1), 10, 10, 10, 1)]
     only_feature = httpx.get(url, params={"metric": "odoo.cpu", "step": 300, "branch": "feature"},
                              headers=as_(world["alice"])).json()
@@ -153,6 +164,9 @@ def test_each_rule_rejects_the_whole_batch(api, world, owner_db):
              422, "invalid_input")
     too_many = batch(world["acme"], [{"metric": "odoo.cpu", "value": i} for i in range(10_001)])
     assert "10000" in envelope(post(too_many), 413, "payload_too_large")
+    huge = b'{"samples": [' + b" " * (16 * 1024 * 1024) + b"]}"
+    assert "MiB" in envelope(httpx.post(f"{api}/api/v1/metrics", content=huge, headers=ingest_as(world["acme_ingest"])),
+                             413, "payload_too_large")
     assert stored(owner_db) == 0
     just_enough = batch(world["acme"], [{"metric": "odoo.cpu", "value": i} for i in range(10_000)])
     assert post(just_enough).json() == {"inserted": 10_000}
@@ -249,9 +263,12 @@ def test_rls_on_the_tables(world, settings, app_db, owner_db):
     with owner_conn(owner_db) as conn:
         conn.execute("insert into ops.metrics (project_id, ts, metric, value) values (%s, now(), 'odoo.cpu', 1)",
                      (world["acme"],))
+        conn.execute("insert into ops.metrics_minutely values (%s, 'odoo.cpu', now(), %s, 1, 1, 1, 1)",
+                     (world["acme"], world["feature"]))
     for name, sees_samples, sees_tokens in (("alice", 1, 1), ("bob", 1, 0), ("eve", 0, 1)):
         with acting(app_db, Actor.user(ids[name])) as conn:
             assert conn.execute("select count(*) as n from ops.metrics").fetchone()["n"] == sees_samples, name
+            assert conn.execute("select count(*) as n from ops.metrics_minutely").fetchone()["n"] == sees_samples
             assert conn.execute("select count(*) as n from ops.ingest_tokens").fetchone()["n"] == sees_tokens, name
     with acting(app_db, Actor.user(ids["alice"])) as conn:
         with pytest.raises(Exception, match="permission denied"):
@@ -263,6 +280,9 @@ def test_rls_on_the_tables(world, settings, app_db, owner_db):
     with acting(app_db, Actor.service()) as conn:
         with pytest.raises(Exception, match="permission denied"):
             conn.execute("delete from ops.metrics")
+    with acting(app_db, Actor.user(ids["alice"])) as conn:
+        with pytest.raises(Exception, match="permission denied"):
+            conn.execute("update ops.metrics_minutely set count = 0")
     with acting(app_db, Actor.anonymous()) as conn:
         with pytest.raises(Exception, match="permission denied"):
             conn.execute("select count(*) from ops.metrics")

@@ -29,9 +29,11 @@ class Metrics(Manager):
             async with conn.cursor() as cur:
                 async with cur.copy(Q["copy"]) as copy:
                     await copy.write(batch.copy)
-                await cur.execute(Q["move"], {
-                    "project_id": batch.project_id, "branch_id": batch.branch_id, "ts": batch.ts})
-                return cur.rowcount
+                params = {"project_id": batch.project_id, "branch_id": batch.branch_id, "ts": batch.ts}
+                await cur.execute(Q["move"], params)
+                inserted = cur.rowcount
+                await cur.execute(Q["roll_up"], params)  # last: its row locks are held only until commit
+            return inserted
 
     async def series(self, ref: str, metric: str, hours: int, step: int, branch: str | None = None) -> dict:
         """One metric of a project over the last `hours`, in buckets of `step`
@@ -48,5 +50,6 @@ class Metrics(Manager):
             params = {"project_id": project["id"], "metric": metric, "hours": hours, "step": step,
                       "branch_id": branch_id}
             params["since"] = since = (await (await conn.execute(Q["since"], params)).fetchone())["since"]
-            points = await (await conn.execute(Q["series"], params)).fetchall()
+            query = Q["series_by_minute"] if step % 60 == 0 else Q["series"]
+            points = await (await conn.execute(query, params)).fetchall()
         return {"metric": metric, "branch": branch, "step": step, "since": since, "points": points}
