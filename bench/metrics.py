@@ -70,8 +70,9 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_pids(data_dir) -> list[int]:
-    """The embedded server's postmaster and its children (backends, WAL writer, …)."""
+def postgres_pids(data_dir, backends: bool) -> list[int]:
+    """The embedded server's connection backends, or its other processes
+    (postmaster, WAL writer, checkpointer, autovacuum, …)."""
     postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
     children = []
     for entry in os.listdir("/proc"):
@@ -81,7 +82,13 @@ def postgres_pids(data_dir) -> list[int]:
                     children.append(int(entry))
             except OSError:
                 continue
-    return [postmaster, *children]
+    def is_backend(pid: int) -> bool:
+        try:  # a backend's title: "postgres: user db [local] …"
+            return "[local]" in open(f"/proc/{pid}/cmdline").read() or "127.0.0.1" in open(f"/proc/{pid}/cmdline").read()
+        except OSError:
+            return False
+
+    return [pid for pid in (postmaster, *children) if is_backend(pid) == backends]
 
 
 def free_port() -> int:
@@ -140,7 +147,9 @@ class CpuMeter:
         self.used: dict[str, float] = {}
 
     def _now(self) -> dict[str, float]:
-        return {"server": cpu_seconds([self.server_pid]), "postgres": cpu_seconds(postgres_pids(self.data_dir)),
+        return {"server": cpu_seconds([self.server_pid]),
+                "postgres backends": cpu_seconds(postgres_pids(self.data_dir, True)),
+                "postgres background": cpu_seconds(postgres_pids(self.data_dir, False)),
                 "clients": time.process_time()}
 
     def start(self) -> None:
