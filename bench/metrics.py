@@ -84,7 +84,7 @@ def postgres_pids(data_dir, backends: bool) -> list[int]:
                 continue
     def is_backend(pid: int) -> bool:
         try:  # a backend's title: "postgres: user db [local] …"
-            return "[local]" in open(f"/proc/{pid}/cmdline").read() or "127.0.0.1" in open(f"/proc/{pid}/cmdline").read()
+            return "[local]" in open(f"/proc/{pid}/cmdline").read()
         except OSError:
             return False
 
@@ -222,7 +222,7 @@ def load(owner: str, world: dict, total: int) -> None:
         start = time.perf_counter()
         for definition in indexes:
             conn.execute(definition)
-        conn.execute("vacuum (analyze) ops.metrics")
+        conn.execute("vacuum (analyze) ops.metrics, ops.metrics_minutely")
         size = conn.execute("select pg_size_pretty(pg_total_relation_size('ops.metrics'))").fetchone()[0]
         info(f"indexes built and vacuumed in {time.perf_counter() - start:.0f} s; table and indexes: {size}")
 

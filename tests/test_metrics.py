@@ -60,6 +60,10 @@ def envelope(response: httpx.Response, status: int, code: str) -> str:
     return body["error"]
 
 
+def points(series: dict) -> list[tuple]:
+    return [(datetime.fromisoformat(p["bucket"]), p["avg"], p["min"], p["max"], p["count"]) for p in series["points"]]
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -99,12 +103,12 @@ def test_ingest_then_bucketed_series(api, world, owner_db):
     url = f"{api}/api/v1/projects/acme/shop/metrics"
     series = httpx.get(url, params={"metric": "odoo.cpu", "hours": 1, "step": 60}, headers=as_(world["alice"])).json()
     assert series["metric"] == "odoo.cpu" and series["step"] == 60
-    assert [(datetime.fromisoformat(p["bucket"]), p["avg"], p["min"], p["max"], p["count"]) for p in series["points"]] == [
+    assert points(series) == [
         (start, (1 + 3.5 + 5 + 100) / 4, 1, 100, 4),
         (start + timedelta(minutes=1), 10, 10, 10, 1)]
     # 30 s buckets are read from the samples, minutes from the per-minute rollup: the same sums
     raw = httpx.get(url, params={"metric": "odoo.cpu", "hours": 1, "step": 30}, headers=as_(world["alice"])).json()
-    assert [(datetime.fromisoformat(p["bucket"]), p["avg"], p["min"], p["max"], p["count"]) for p in raw["points"]] == [
+    assert points(raw) == [
         (start, 2.25, 1, 3.5, 2),
         (start + timedelta(seconds=30), 52.5, 5, 100, 2),
         (start + timedelta(minutes=1), 10, 10, 10, 1)]
@@ -179,7 +183,8 @@ def test_tokens_that_do_not_fit_are_refused(api, world, owner_db):
     envelope(httpx.post(url, json=batch(world["acme"], good)), 401, "unauthenticated")
     envelope(httpx.post(url, json=batch(world["acme"], good), headers=ingest_as("oit_nope")), 401, "unauthenticated")
     # an API token is not an ingest token, even its owner's
-    envelope(httpx.post(url, json=batch(world["acme"], good), headers=ingest_as(world["alice"])), 401, "unauthenticated")
+    envelope(httpx.post(url, json=batch(world["acme"], good), headers=ingest_as(world["alice"])),
+             401, "unauthenticated")
     # another project's token: the same answer as for a project that does not exist
     other = envelope(httpx.post(url, json=batch(world["acme"], good), headers=ingest_as(world["evil_ingest"])),
                      401, "unauthenticated")
@@ -331,7 +336,8 @@ def test_fast_and_careful_paths_write_the_same_lines():
                 [{"metric": "a", "value": 1, "dims": {"n": 1}}], [{"metric": "a", "value": 1, "dims": []}],
                 [{"metric": "a", "value": 1e308}, {"metric": "a", "value": 1e308}],
                 [{"metric": ["a"], "value": 1}], [{"metric": "a", "value": 1, "dims": {"x": {"y": 1}}}],
-                [{"metric": "a", "value": 1, "ts": latest.isoformat()}], [{"metric": "a", "value": 1}, {"metric": "a"}]):
+                [{"metric": "a", "value": 1, "ts": latest.isoformat()}],
+                [{"metric": "a", "value": 1}, {"metric": "a"}]):
         with pytest.raises(samples._Unsure):
             samples._common_lines(odd)
     # finite values whose sum overflows are not refused, only left to the careful path

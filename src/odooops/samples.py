@@ -189,7 +189,8 @@ def _dims_text(dims: object, seen: dict[tuple, str], i: int) -> str:
         key = (*dims.items(), *map(type, dims.values()))
         text = seen.get(key)
     except TypeError:  # a list or an object inside: not flat
-        raise InvalidInput(f"samples[{i}].dims: dims is flat: each value a string, number, true, false or null") from None
+        raise InvalidInput(
+            f"samples[{i}].dims: dims is flat: each value a string, number, true, false or null") from None
     if text is None:
         _check_dims(dims, i)
         text = seen[key] = copy_escape(json.dumps(dims, separators=(",", ":")))

@@ -61,7 +61,10 @@ create table ops.metrics_minutely (
     sum double precision not null,
     min double precision not null,
     max double precision not null,
-    primary key (project_id, metric, minute, branch_key)
+    -- the values included, so a series is read from the index alone: a
+    -- metric's minutes lie on as many heap pages as there are minutes. Their
+    -- updates are then never HOT; bottom-up deletion keeps the index lean.
+    primary key (project_id, metric, minute, branch_key) include (count, sum, min, max)
 );
 
 -- Which project a token writes to, or null: called before the caller is known.
