@@ -343,3 +343,18 @@ def test_fast_and_careful_paths_write_the_same_lines():
     # finite values whose sum overflows are not refused, only left to the careful path
     big = [{"metric": "a", "value": 1e308}, {"metric": "a", "value": 1e308}]
     assert samples._copy_lines(big, latest).count("\n") == 2
+
+
+def test_samples_go_with_their_branch_and_project(api, world, owner_db):
+    """No foreign keys on the samples (their checks would cost more than the
+    insert): triggers delete them, and their rollup, with the branch or project."""
+    post = lambda project, **extra: httpx.post(  # noqa: E731
+        f"{api}/api/v1/metrics", json=batch(world[project], [{"metric": "odoo.cpu", "value": 1}], **extra),
+        headers=ingest_as(world[f"{project}_ingest"]))
+    for response in (post("acme"), post("acme", branch_id=world["feature"]), post("evil")):
+        assert response.json() == {"inserted": 1}
+    with owner_conn(owner_db) as conn:
+        conn.execute("delete from ops.branches where id = %s", (world["feature"],))
+        assert stored(owner_db) == 2
+        conn.execute("delete from ops.projects where id = %s", (world["acme"],))
+        assert stored(owner_db) == 1
