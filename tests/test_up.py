@@ -31,7 +31,7 @@ def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 120) -> li
 
 
 def test_up_with_demo_then_ctrl_c(tmp_path):
-    from test_api import free_port
+    from conftest import free_port
 
     port = free_port()
     env = {**odooops_env(tmp_path / "data"), "ODOOOPS_PORT": str(port)}
