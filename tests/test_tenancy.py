@@ -26,6 +26,9 @@ ACME_ROWS = {
     "artifacts": "run_id in (select id from ops.runs where project_id = %(shop)s)",
     "hooks": "project_id = %(shop)s",
     "hook_deliveries": "project_id = %(shop)s",
+    "ingest_tokens": "project_id = %(shop)s",
+    "metrics": "project_id = %(shop)s",
+    "metrics_minutely": "project_id = %(shop)s",
 }
 # Tables that hold no tenant data; any signed-in user may read them.
 SHARED = {"workers", "run_transitions"}
@@ -47,6 +50,9 @@ UPDATES = {
     "artifacts": "update ops.artifacts set name = 'pwned' where {where}",
     "hooks": "update ops.hooks set salt = 'known' where {where}",
     "hook_deliveries": "update ops.hook_deliveries set status = 'done' where {where}",
+    "ingest_tokens": "update ops.ingest_tokens set revoked_at = now() where {where}",
+    "metrics": "update ops.metrics set value = 0 where {where}",
+    "metrics_minutely": "update ops.metrics_minutely set count = 0 where {where}",
 }
 INSERTS = {
     "orgs": "insert into ops.orgs (slug, name) values ('acme2', 'x')",
@@ -68,6 +74,9 @@ INSERTS = {
     "hook_deliveries": "insert into ops.hook_deliveries (host, hook_id, project_id, delivery_id, event, headers, body) "
                        "select 'github', id, project_id, 'forged', 'push', '{}', '' from ops.hooks",
     "hook_effects": "delete from ops.hook_effects",
+    "ingest_tokens": "insert into ops.ingest_tokens (project_id, name, token_hash) values (%(shop)s, 'x', 'stolen')",
+    "metrics": "insert into ops.metrics (project_id, ts, metric, value) values (%(shop)s, now(), 'x', 1)",
+    "metrics_minutely": "insert into ops.metrics_minutely values (%(shop)s, 'x', now(), %(main)s, 1, 1, 1, 1)",
 }
 
 
@@ -228,6 +237,13 @@ ACTIONS = {
     "delete the org": ("delete from ops.orgs where id = %(acme)s", "owner"),
     "create a project in the org": (
         "insert into ops.projects (org_id, slug, name, repo_url) values (%(acme)s, 'new', 'New', 'r')", "admin"),
+    "read the metrics": ("select 1 from ops.metrics where project_id = %(shop)s", "viewer"),
+    "write a metric sample directly": (
+        "insert into ops.metrics (project_id, ts, metric, value) values (%(shop)s, now(), 'x', 1)", None),
+    "see the ingest tokens": ("select 1 from ops.ingest_tokens where project_id = %(shop)s", "admin"),
+    "create an ingest token": (
+        "insert into ops.ingest_tokens (project_id, name, token_hash) values (%(shop)s, 'x', 'h2')", "admin"),
+    "revoke an ingest token": ("update ops.ingest_tokens set revoked_at = now() where project_id = %(shop)s", "admin"),
 }
 RANKS = ["viewer", "developer", "admin", "owner"]
 

@@ -88,4 +88,11 @@ def seed(owner_conninfo: str, bob_role: str | None = "developer") -> World:
                             (hook, project))["id"]
             conn.execute("insert into ops.hook_effects (project_id, key, delivery_id) values (%s, 'k', %s)",
                          (project, delivery))
+        for project, branch in ((shop, main), (lab, lab_main)):
+            conn.execute("insert into ops.ingest_tokens (project_id, name, token_hash) values (%s, 'agent', %s)",
+                         (project, f"ingest-{project}"))
+            conn.execute("insert into ops.metrics (project_id, branch_id, ts, metric, value) "
+                         "values (%s, %s, now(), 'odoo.cpu', 1)", (project, branch))
+            conn.execute("insert into ops.metrics_minutely values (%s, 'odoo.cpu', now(), %s, 1, 1, 1, 1)",
+                         (project, branch))
     return World(alice, bob, eve, carol, acme, evil, shop, lab, main, staging, dev, shop_runs, lab_run, worker)

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from odooops import __version__, runtime
-from odooops.api import auth, hooks
+from odooops.api import auth, hooks, metrics
 from odooops.api.routes import router
 from odooops.db import Actor
 from odooops.errors import OpsError
@@ -60,6 +60,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     app.include_router(router)
     app.include_router(hooks.router)
     app.include_router(auth.router)
+    app.include_router(metrics.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from odooops import __version__
-from odooops.cli import admin, db, hooks, remote, runner, serve, up
+from odooops.cli import admin, db, hooks, metrics, remote, runner, serve, up
 from odooops.cli.context import err, set_settings
 from odooops.errors import OpsError
 from odooops.settings import Secret, Settings
@@ -61,6 +61,7 @@ app.add_typer(serve.token_app, name="token")
 app.add_typer(hooks.app, name="hook")
 app.command("login")(remote.login)
 app.command("logout")(remote.logout)
+app.add_typer(metrics.ingest_token_app, name="ingest-token")
 app.command("runs")(runner.runs)
 app.command("workers")(runner.workers)
 admin.run_app.command("authorize")(runner.authorize)

@@ -38,6 +38,7 @@ CONSTRAINT_MESSAGES = {
     "runs_pr_number_check": "a pull request number is a positive whole number",
     "runs_attempts_check": "a run may be attempted 1 to 5 times",
     "api_tokens_scopes_check": "token scopes are read and write",
+    "ingest_tokens_name_check": "an ingest token name is 1 to 200 characters",
 }
 
 _BY_SQLSTATE: dict[str, type[OpsError]] = {
