@@ -193,34 +193,3 @@ def api(serve_api) -> str:
 
 def dbname(conninfo: str) -> str:
     return conninfo_to_dict(conninfo)["dbname"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def api(settings):
-    """A running `odooops serve`; yields its base URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
-    env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_PORT": str(port)})
-    proc = subprocess.Popen([sys.executable, "-m", "odooops", "serve"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise AssertionError(proc.stdout.read())
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
