@@ -15,6 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+import socket
+import subprocess
+
+import httpx
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -58,6 +62,29 @@ def embedded_postgres() -> Iterator[tuple[Path, str]]:
             yield data_dir, owner
         finally:
             embedded.stop(data_dir)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(data_dir, port: int) -> subprocess.Popen:
+    """A real `odooops serve` on the data dir's embedded server, once it answers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
+    env.update({"ODOOOPS_DATA_DIR": str(data_dir), "ODOOOPS_PORT": str(port)})
+    proc = subprocess.Popen([sys.executable, "-m", "odooops", "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("odooops serve did not come up")
 
 
 def create_database(owner: str, name: str) -> str:

@@ -16,9 +16,10 @@ log = logging.getLogger("odooops.hooks")
 
 
 class HookProcessor:
-    def __init__(self, db: Database, poll_seconds: float = 1.0):
+    def __init__(self, db: Database, poll_seconds: float = 1.0, lanes: int = 4):
         self.hooks = Hooks(db, Actor.service())
         self.poll_seconds = poll_seconds
+        self.lanes = lanes
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -32,7 +33,11 @@ class HookProcessor:
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 
     async def drain(self) -> int:
-        """Apply every delivery that is due; how many were."""
+        """Apply every delivery that is due, a few at once (each locks its own
+        ledger row, so they never take the same one); how many were."""
+        return sum(await asyncio.gather(*(self._lane() for _ in range(self.lanes))))
+
+    async def _lane(self) -> int:
         done = 0
         try:
             while (result := await self.hooks.process_next()) is not None:
