@@ -344,7 +344,7 @@ def test_fast_and_careful_paths_write_the_same_lines():
             samples._common_lines(odd)
     # finite values whose sum overflows are not refused, only left to the careful path
     big = [{"metric": "a", "value": 1e308}, {"metric": "a", "value": 1e308}]
-    assert samples._copy_lines(big, latest).count("\n") == 2
+    assert samples._copy_lines(big, latest)[0].count("\n") == 2
 
 
 def test_samples_go_with_their_branch_and_project(api, world, owner_db):
@@ -360,3 +360,22 @@ def test_samples_go_with_their_branch_and_project(api, world, owner_db):
         assert stored(owner_db) == 2
         conn.execute("delete from ops.projects where id = %s", (world["acme"],))
         assert stored(owner_db) == 1
+
+
+def test_each_sample_names_its_own_dims():
+    """A batch's distinct dims are sent once and each COPY line names its own
+    by position: on both paths every sample must get back exactly its dims,
+    the types of their values included (True == 1 in a dict key)."""
+    from odooops import samples
+
+    hosts = [{"host": f"web-{i % 3}", "db": "prod"} for i in range(9)]  # the common path
+    typed = [{"n": 1}, {"n": True}, {"n": 1.0}, {"n": 1}, None, {}]     # the careful one
+    for dims in (hosts + [None, {}], typed):
+        body = json.dumps(batch("00000000-0000-0000-0000-000000000001",
+                                [{"metric": "m", "value": i, "dims": d} for i, d in enumerate(dims)]))
+        parsed = samples.parse(body.encode())
+        refs = [line.split("\t")[3] for line in parsed.copy.splitlines()]
+        got = [None if ref == samples.NO_VALUE else json.loads(parsed.dims[int(ref) - 1]) for ref in refs]
+        assert [(g, [type(v) for v in g.values()]) if g else None for g in got] == \
+               [(d, [type(v) for v in d.values()]) if d else None for d in dims]
+        assert len(parsed.dims) == len({json.dumps(d) for d in dims if d})

@@ -1,6 +1,13 @@
 """A batch of metric samples as an agent sends it to `POST /api/v1/metrics`:
 parsed, checked rule by rule, and turned into COPY's text format.
 
+Parsed by orjson, about twice as fast as the standard library on a
+1 MB body; what it refuses (NaN, Infinity, lone surrogates, numbers too large
+for a double) goes on to json.loads, so every such body gets the same precise
+answer as before. One difference: orjson reads an integer beyond 64 bits as
+the nearest double, so such a number in dims is stored rounded (a value was
+always stored as a double anyway).
+
 Checked by hand rather than by a pydantic model: at 10,000 samples a request
 this loop costs a few times less than the model, and the speed of ingest is
 what it is for. Any broken rule rejects the whole batch."""
@@ -16,8 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
+import orjson
+
 from odooops.errors import InvalidInput, PayloadTooLarge
-from odooops.managers.events import copy_escape
 
 MAX_SAMPLES = 10_000
 # 10,000 samples with a few dims each are about 1 MiB; this leaves room for
@@ -40,8 +48,12 @@ class Batch:
     branch_id: UUID | None
     ts: datetime
     count: int
-    # one line per sample: ts (NULL: the batch's), metric, value, dims (NULL: none)
+    # one line per sample: ts (NULL: the batch's), metric, value, and dims as
+    # the 1-based position of its JSON text in `dims` (NULL: none)
     copy: str
+    # each distinct dims of the batch once, as JSON: a batch repeats the same
+    # few, and PostgreSQL then parses each once instead of once a sample
+    dims: list[str]
 
 
 def parse(body: bytes, now: datetime | None = None) -> Batch:
@@ -69,9 +81,12 @@ def _parse(body: bytes, now: datetime | None) -> Batch:
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"a metrics request is at most {MAX_BODY_BYTES // (1024 * 1024)} MiB")
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the body is not JSON: {exc}") from None
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:  # the precise answer (e.g. samples[3].value: no NaN) rather than a parser's
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"the body is not JSON: {exc}") from None
     if type(doc) is not dict:
         raise InvalidInput("the body is a JSON object with project_id, ts and samples")
     _no_unknown(doc, BATCH_FIELDS, "")
@@ -81,16 +96,14 @@ def _parse(body: bytes, now: datetime | None) -> Batch:
         raise InvalidInput("samples: a list of {metric, value, dims} is required")
     if len(samples) > MAX_SAMPLES:
         raise PayloadTooLarge(f"at most {MAX_SAMPLES} samples a request, not {len(samples)}")
-    return Batch(
-        project_id=_uuid(doc.get("project_id"), "project_id"),
-        branch_id=None if doc.get("branch_id") is None else _uuid(doc["branch_id"], "branch_id"),
-        ts=_timestamp(doc.get("ts"), "ts", latest),
-        count=len(samples),
-        copy=_copy_lines(samples, latest),
-    )
+    project_id = _uuid(doc.get("project_id"), "project_id")
+    branch_id = None if doc.get("branch_id") is None else _uuid(doc["branch_id"], "branch_id")
+    ts = _timestamp(doc.get("ts"), "ts", latest)
+    copy, dims = _copy_lines(samples, latest)
+    return Batch(project_id=project_id, branch_id=branch_id, ts=ts, count=len(samples), copy=copy, dims=dims)
 
 
-def _copy_lines(samples: list, latest: datetime) -> str:
+def _copy_lines(samples: list, latest: datetime) -> tuple[str, list[str]]:
     try:
         return _common_lines(samples)
     except _Unsure:
@@ -101,7 +114,7 @@ class _Unsure(Exception):
     """The fast path met something it does not handle: the careful one decides."""
 
 
-def _common_lines(samples: list) -> str:
+def _common_lines(samples: list) -> tuple[str, list[str]]:
     """The lines of a batch of the common shape (every sample {metric, value}
     or every one {metric, value, dims}, dims all strings, no ts of its own),
     checked a column at a time: each distinct metric name and dims once, the
@@ -129,30 +142,38 @@ def _common_lines(samples: list) -> str:
             values = [float(v) for v in values]
         if not math.isfinite(sum(values)):
             raise _Unsure  # a NaN, an infinity, or finite values whose sum overflows
-        texts = {key: _common_dims_text(key) for key in set(dims)}
+        # in order of first appearance, so both paths number them alike
+        distinct = [key for key in dict.fromkeys(dims) if key]
+        for key in distinct:
+            _common_dims_check(key)
     except (KeyError, TypeError, AttributeError, OverflowError):  # unhashable, missing, too large: not common
         raise _Unsure from None
-    return "".join([f"{NO_VALUE}\t{m}\t{v!r}\t{texts[d]}\n" for m, v, d in zip(metrics, values, dims)])
+    refs = {key: str(n) for n, key in enumerate(distinct, 1)}
+    refs[()] = NO_VALUE
+    texts = [json.dumps(dict(key), separators=(",", ":")) for key in distinct]
+    # all values written by one call in C (the shortest text that reads back
+    # as the same double, like repr) rather than one repr each: half the time
+    values = orjson.dumps(values)[1:-1].decode().split(",")
+    return "".join([f"{NO_VALUE}\t{m}\t{v}\t{refs[d]}\n" for m, v, d in zip(metrics, values, dims)]), texts
 
 
-def _common_dims_text(items: tuple) -> str:
-    if not items:
-        return NO_VALUE
+def _common_dims_check(items: tuple) -> None:
     if len(items) > MAX_DIMS or any(
             type(v) is not str or len(v) > MAX_DIM_TEXT or "\x00" in v
             or not 0 < len(k) <= MAX_DIM_KEY or "\x00" in k for k, v in items):
         raise _Unsure
-    return copy_escape(json.dumps(dict(items), separators=(",", ":")))
 
 
-def _checked_lines(samples: list, latest: datetime) -> str:
+def _checked_lines(samples: list, latest: datetime) -> tuple[str, list[str]]:
     """The lines of any batch, checked sample by sample: the first broken
     rule is reported with the sample's index."""
     lines = []
     append = lines.append  # names bound once: this loop is the hot path
-    dims_text: dict[tuple, str] = {}
+    dims_ref: dict[tuple, str] = {}
+    texts: list[str] = []
     metric_ok = METRIC.fullmatch
     isfinite = math.isfinite
+    float_text = orjson.dumps  # as _common_lines writes it
     for i, s in enumerate(samples):
         if type(s) is not dict:
             raise InvalidInput(f"samples[{i}]: a sample is an object with metric, value and dims")
@@ -170,31 +191,33 @@ def _checked_lines(samples: list, latest: datetime) -> str:
         ts = NO_VALUE if s.get("ts") is None else _timestamp(s["ts"], f"samples[{i}].ts", latest).isoformat()
         dims = s.get("dims")
         if dims:
-            dims = _dims_text(dims, dims_text, i)
+            dims = _dims_ref(dims, dims_ref, texts, i)
         elif dims is None or dims == {}:
             dims = NO_VALUE
         else:
             raise InvalidInput(f"samples[{i}].dims: dims is a flat JSON object")
-        append(f"{ts}\t{metric}\t{value!r}\t{dims}\n")
-    return "".join(lines)
+        append(f"{ts}\t{metric}\t{float_text(value).decode()}\t{dims}\n")
+    return "".join(lines), texts
 
 
-def _dims_text(dims: object, seen: dict[tuple, str], i: int) -> str:
-    """The dims as JSON for COPY. An agent sends the same few dims again and
-    again, so each distinct one is checked and serialised once per batch; the
-    key holds the types too, since True == 1 == 1.0 in a tuple."""
+def _dims_ref(dims: object, seen: dict[tuple, str], texts: list[str], i: int) -> str:
+    """The dims' position in `texts` (1-based), added there as JSON if new. An
+    agent sends the same few dims again and again, so each distinct one is
+    checked and serialised once per batch; the key holds the types too, since
+    True == 1 == 1.0 in a tuple."""
     if type(dims) is not dict:
         raise InvalidInput(f"samples[{i}].dims: dims is a flat JSON object")
     try:
         key = (*dims.items(), *map(type, dims.values()))
-        text = seen.get(key)
+        ref = seen.get(key)
     except TypeError:  # a list or an object inside: not flat
         raise InvalidInput(
             f"samples[{i}].dims: dims is flat: each value a string, number, true, false or null") from None
-    if text is None:
+    if ref is None:
         _check_dims(dims, i)
-        text = seen[key] = copy_escape(json.dumps(dims, separators=(",", ":")))
-    return text
+        texts.append(json.dumps(dims, separators=(",", ":")))
+        ref = seen[key] = str(len(texts))
+    return ref
 
 
 def _check_dims(dims: dict, i: int) -> None:

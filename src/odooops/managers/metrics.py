@@ -18,6 +18,7 @@ class Metrics(Manager):
         service role: COPY and the move bypass no check of the caller's, the
         token was that check). One transaction: all of it or nothing."""
         async with self.tx() as conn:
+            await conn.execute(Q["no_commit_wait"])
             if batch.branch_id is not None:
                 found = await (await conn.execute(Q["branch_in_project"], {
                     "branch_id": batch.branch_id, "project_id": batch.project_id})).fetchone()
@@ -29,7 +30,8 @@ class Metrics(Manager):
             async with conn.cursor() as cur:
                 async with cur.copy(Q["copy"]) as copy:
                     await copy.write(batch.copy)
-                params = {"project_id": batch.project_id, "branch_id": batch.branch_id, "ts": batch.ts}
+                params = {"project_id": batch.project_id, "branch_id": batch.branch_id, "ts": batch.ts,
+                          "dims": f"[{','.join(batch.dims)}]"}
                 await cur.execute(Q["move"], params)
                 inserted = cur.rowcount
                 await cur.execute(Q["roll_up"], params)  # last: its row locks are held only until commit
