@@ -30,14 +30,12 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
-from _common import embedded_postgres, emit, info, percentile  # noqa: E402
+from _common import embedded_postgres, emit, free_port, info, percentile, serve  # noqa: E402
 
 from odooops import runtime  # noqa: E402
 from odooops.db import Actor  # noqa: E402
@@ -91,12 +89,6 @@ def postgres_pids(data_dir, backends: bool) -> list[int]:
     return [pid for pid in (postmaster, *children) if is_backend(pid) == backends]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def setup(db) -> dict:
     """A project with four branches, a member with an API token, an ingest token."""
     user = await Users(db, SERVICE).create("alice@bench.test")
@@ -120,22 +112,6 @@ def bodies(world: dict, count: int) -> list[bytes]:
         made.append(json.dumps({"project_id": str(world["project_id"]), "branch_id": str(world["branches"][n % 4]),
                                 "ts": ts, "samples": samples}).encode())
     return made
-
-
-def serve(data_dir, port: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
-    env.update({"ODOOOPS_DATA_DIR": str(data_dir), "ODOOOPS_PORT": str(port)})
-    proc = subprocess.Popen([sys.executable, "-m", "odooops", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("odooops serve did not come up")
 
 
 class CpuMeter:
