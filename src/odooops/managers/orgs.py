@@ -51,13 +51,13 @@ class Orgs(Manager):
         check_role(role)
         async with self.tx() as conn:
             org = await lookup.org(conn, org_slug)
-            await conn.execute(Q["invite"], {"org_id": org["id"], "email": email, "role": role})
-            return await self._member(conn, org, email=email)
+            added = await (await conn.execute(Q["invite"], {"org_id": org["id"], "email": email, "role": role})).fetchone()
+            return await _member(conn, org, added["user_id"])
 
     async def members(self, org_slug: str) -> list[dict]:
         async with self.tx() as conn:
             org = await lookup.org(conn, org_slug)
-            return await (await conn.execute(Q["members"], {"org_id": org["id"]})).fetchall()
+            return await (await conn.execute(Q["members"], {"org_id": org["id"], "user_id": None})).fetchall()
 
     async def set_role(self, org_slug: str, user_id: UUID, role: str) -> dict:
         check_role(role)
@@ -75,11 +75,11 @@ class Orgs(Manager):
                 raise NotFound(f"no such member of {org_slug}")
             if await (await conn.execute(Q[query], {**ids, **params})).fetchone() is None:
                 raise Forbidden("admins manage members below owner; owners manage everyone")
-            return await self._member(conn, org, user_id=user_id)
+            if query == "remove":
+                return {"org": org["slug"], "user_id": user_id, "removed": True}
+            return await _member(conn, org, user_id)
 
-    async def _member(self, conn, org: dict, *, email: str | None = None, user_id: UUID | None = None) -> dict:
-        rows = await (await conn.execute(Q["members"], {"org_id": org["id"]})).fetchall()
-        found = [r for r in rows if r["user_id"] == user_id or (email and r["email"].lower() == email.strip().lower())]
-        if not found:  # removed
-            return {"org": org["slug"], "user_id": user_id, "removed": True}
-        return {"org": org["slug"], **found[0]}
+
+async def _member(conn, org: dict, user_id: UUID) -> dict:
+    row = await (await conn.execute(Q["members"], {"org_id": org["id"], "user_id": user_id})).fetchone()
+    return {"org": org["slug"], **row}

@@ -22,7 +22,8 @@ select * from ops.add_org_member(%(org_id)s, %(email)s, %(role)s);
 -- name: members
 select m.user_id, u.email, u.name, m.role, m.created_at
   from ops.org_members m join ops.users u on u.id = m.user_id
- where m.org_id = %(org_id)s order by m.role desc, lower(u.email);
+ where m.org_id = %(org_id)s and (%(user_id)s::uuid is null or m.user_id = %(user_id)s)
+ order by m.role desc, lower(u.email);
 
 -- name: member
 select user_id, role from ops.org_members where org_id = %(org_id)s and user_id = %(user_id)s;
