@@ -21,8 +21,14 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from helpers import SERVICE, call, make_repo, recipe
 from odooops import runtime
 from odooops.db import Actor, embedded, migrate
+from odooops.managers.branches import Branches
+from odooops.managers.orgs import Orgs
+from odooops.managers.projects import Projects
+from odooops.managers.tokens import Tokens
+from odooops.managers.users import Users
 from odooops.settings import Secret, Settings
 
 TEMPLATE = "ops_template"
@@ -193,3 +199,27 @@ def api(serve_api) -> str:
 
 def dbname(conninfo: str) -> str:
     return conninfo_to_dict(conninfo)["dbname"]
+
+
+@pytest.fixture
+def tenants(settings, tmp_path):
+    """Alice owns acme/shop, Bob is a viewer there, Eve owns evil/lab; each has a read+write token."""
+    repo = str(make_repo(tmp_path / "repo", {".odooops.toml": recipe({"name": "ok", "command": "true"})},
+                         branches=("feature",)))
+
+    async def work(db):
+        emails = {"alice": "alice@acme.test", "bob": "bob@acme.test", "eve": "eve@evil.test"}
+        for email in emails.values():
+            await Users(db, SERVICE).create(email)
+        await Orgs(db, SERVICE).create("acme", owner_email=emails["alice"])
+        await Orgs(db, SERVICE).create("evil", owner_email=emails["eve"])
+        await Orgs(db, SERVICE).add_member("acme", emails["bob"], "viewer")
+        await Projects(db, SERVICE).create("acme/shop", repo)
+        await Projects(db, SERVICE).create("evil/lab", repo)
+        await Branches(db, SERVICE).add("acme/shop", "feature")
+        tokens = {name: (await Tokens(db, SERVICE).create(email, "test", ["read", "write"]))[1]
+                  for name, email in emails.items()}
+        tokens["alice_read"] = (await Tokens(db, SERVICE).create(emails["alice"], "ro", ["read"]))[1]
+        return tokens
+
+    return call(settings, work)

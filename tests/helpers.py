@@ -7,6 +7,8 @@ import asyncio
 import subprocess
 from pathlib import Path
 
+import httpx
+
 from odooops import runtime
 from odooops.db import Actor
 from odooops.settings import Settings
@@ -62,3 +64,27 @@ def recipe(*phases: dict) -> str:
             else:
                 out.append(f"{key} = '''{value}'''")
     return "\n".join(out) + "\n"
+
+
+def as_(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def envelope(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["ok"] is False and body["code"] == code and body["error"]
+    return body["error"]
+
+
+def sse(response: httpx.Response) -> list[dict]:
+    events, current = [], {}
+    for line in response.iter_lines():
+        if not line:
+            if current:
+                events.append(current)
+            current = {}
+            continue
+        key, _, value = line.partition(": ")
+        current[key] = value
+    return events

@@ -12,47 +12,7 @@ import httpx
 import pytest
 
 from conftest import owner_conn
-from helpers import SERVICE, call, make_repo, recipe
-from odooops.managers.branches import Branches
-from odooops.managers.orgs import Orgs
-from odooops.managers.projects import Projects
-from odooops.managers.tokens import Tokens
-from odooops.managers.users import Users
-
-
-@pytest.fixture
-def tenants(settings, tmp_path):
-    """Alice owns acme/shop, Bob is a viewer there, Eve owns evil/lab; each has a read+write token."""
-    repo = str(make_repo(tmp_path / "repo", {".odooops.toml": recipe({"name": "ok", "command": "true"})},
-                         branches=("feature",)))
-
-    async def work(db):
-        emails = {"alice": "alice@acme.test", "bob": "bob@acme.test", "eve": "eve@evil.test"}
-        for email in emails.values():
-            await Users(db, SERVICE).create(email)
-        await Orgs(db, SERVICE).create("acme", owner_email=emails["alice"])
-        await Orgs(db, SERVICE).create("evil", owner_email=emails["eve"])
-        await Orgs(db, SERVICE).add_member("acme", emails["bob"], "viewer")
-        await Projects(db, SERVICE).create("acme/shop", repo)
-        await Projects(db, SERVICE).create("evil/lab", repo)
-        await Branches(db, SERVICE).add("acme/shop", "feature")
-        tokens = {name: (await Tokens(db, SERVICE).create(email, "test", ["read", "write"]))[1]
-                  for name, email in emails.items()}
-        tokens["alice_read"] = (await Tokens(db, SERVICE).create(emails["alice"], "ro", ["read"]))[1]
-        return tokens
-
-    return call(settings, work)
-
-
-def as_(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def envelope(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["ok"] is False and body["code"] == code and body["error"]
-    return body["error"]
+from helpers import as_, envelope, sse
 
 
 def test_healthz_and_openapi(api):
@@ -136,19 +96,6 @@ def test_tokens_are_stored_hashed_and_expire(api, tenants, owner_db, cli):
     assert token.startswith("oot_")
     assert httpx.get(f"{api}/api/v1/projects", headers=as_(token)).status_code == 200
     assert cli("token", "create", "bad", "--user", "alice@acme.test", "--scopes", "admin").returncode == 1
-
-
-def sse(response: httpx.Response) -> list[dict]:
-    events, current = [], {}
-    for line in response.iter_lines():
-        if not line:
-            if current:
-                events.append(current)
-            current = {}
-            continue
-        key, _, value = line.partition(": ")
-        current[key] = value
-    return events
 
 
 def test_log_stream_resumes_and_ends_with_the_run(api, tenants, owner_db):

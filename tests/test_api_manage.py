@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 
 from conftest import owner_conn
-from test_api import as_, envelope, tenants  # noqa: F401  (fixture)
+from helpers import as_, envelope
 
 
 def test_members_add_change_remove(api, tenants):

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error, response_headers_conformance,
                                  response_schema_conformance, status_code_conformance)
 
-from test_api import as_, tenants  # noqa: F401  (fixture)
+from helpers import as_
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance, response_headers_conformance]
 

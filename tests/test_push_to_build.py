@@ -13,8 +13,7 @@ import time
 import httpx
 
 from conftest import APP_PASSWORD
-from helpers import commit, git, make_repo, recipe
-from test_api import as_, sse, tenants  # noqa: F401  (fixture)
+from helpers import as_, commit, git, make_repo, recipe, sse
 
 
 def test_git_push_builds_and_streams(api, tenants, settings, tmp_path):

@@ -8,7 +8,7 @@ import stat
 
 import httpx
 
-from test_api import as_, tenants  # noqa: F401  (fixture)
+from helpers import as_
 
 NOWHERE = {"ODOOOPS_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import owner_conn
 from odooops.hooks.verify import signed_headers
-from test_api import as_, envelope, tenants  # noqa: F401  (fixture)
+from helpers import as_, envelope
 from test_hooks import EXPECTED, FIXTURES
 
 SHA = "1" * 40

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel
 
 from odooops.db import Actor, Database
-from odooops.errors import CsrfRejected, Forbidden, Unauthenticated
+from odooops.errors import CsrfRejected, Forbidden, PayloadTooLarge, Unauthenticated
 from odooops.managers.sessions import COOKIE, Sessions, csrf_matches
 from odooops.managers.tokens import Tokens
 
@@ -84,3 +84,18 @@ async def writer(request: Request, who: Actor = Depends(actor)) -> Actor:
     if "write" not in request.state.scopes:
         raise Forbidden("this token may only read: create one with the write scope")
     return who
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `limit` bytes."""
+    too_large = PayloadTooLarge(f"{what} is at most {limit // (1024 * 1024)} MiB")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

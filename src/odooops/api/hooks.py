@@ -9,9 +9,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from odooops.api.deps import ERRORS, actor, db, writer
+from odooops.api.deps import ERRORS, actor, db, read_body, writer
 from odooops.db import Actor, Database
-from odooops.errors import InvalidInput, NotFound, PayloadTooLarge
+from odooops.errors import InvalidInput, NotFound
 from odooops.hooks.verify import delivery_id, event_name, hook_secret, verify
 from odooops.managers.hooks import Hooks
 
@@ -60,7 +60,7 @@ async def receive_delivery(host: Host, hook_id: UUID, request: Request, db: Db) 
     """Where GitHub, GitLab and Gitea post. The delivery is authenticated as
     its host signs it, recorded, and applied in the background; a delivery
     seen before answers `duplicate`."""
-    body = await _body(request)
+    body = await read_body(request, MAX_BODY, "a delivery")
     hooks = Hooks(db, Actor.service())
     hook = await hooks.find(hook_id)
     if hook is None:
@@ -76,13 +76,3 @@ async def receive_delivery(host: Host, hook_id: UUID, request: Request, db: Db) 
         return {"ok": True, "duplicate": True}
     request.app.state.hook_processor.wake()
     return {"ok": True, "duplicate": False, "delivery": recorded}
-
-
-async def _body(request: Request) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise PayloadTooLarge(f"a delivery may be at most {MAX_BODY // (1024 * 1024)} MiB")
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
 
 from odooops import samples
-from odooops.api.deps import ERRORS, actor, db, writer
+from odooops.api.deps import ERRORS, actor, db, read_body, writer
 from odooops.db import Actor, Database
-from odooops.errors import PayloadTooLarge, Unauthenticated
+from odooops.errors import Unauthenticated
 from odooops.managers.ingest_tokens import IngestTokens
 from odooops.managers.metrics import Metrics
 
@@ -64,20 +64,6 @@ _BATCH = {
 }
 
 
-async def _body(request: Request) -> bytes:
-    """The body, refused with 413 as soon as it is too large."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > samples.MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"a metrics request is at most {samples.MAX_BODY_BYTES // (1024 * 1024)} MiB")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > samples.MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"a metrics request is at most {samples.MAX_BODY_BYTES // (1024 * 1024)} MiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/metrics", openapi_extra={"requestBody": {"required": True, "content": {
     "application/json": {"schema": _BATCH}}}})
 async def ingest_metrics(request: Request, db: Db,
@@ -90,7 +76,7 @@ async def ingest_metrics(request: Request, db: Db,
     project_id = await IngestTokens(db, Actor.anonymous()).project_of(x_ops_ingest_token.strip())
     if project_id is None:
         raise Unauthenticated("that ingest token is not valid: it is unknown or revoked")
-    batch = samples.parse(await _body(request))
+    batch = samples.parse(await read_body(request, samples.MAX_BODY_BYTES, "a metrics request"))
     if batch.project_id != project_id:
         # the same answer whether that project exists or not
         raise Unauthenticated("that ingest token is not valid for this project_id")
