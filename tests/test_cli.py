@@ -73,6 +73,13 @@ def test_happy_path(cli, acme, owner_db):
     assert "cloning [repo]" in log and "boom" in log
     assert "canceled" in ok(cli("run", "cancel", str(run["id"])))
     assert run["commit_sha"] == head and run["priority"] == 310
+    rebuilt = ok(cli("run", "rebuild", str(run["id"])))
+    assert head[:10] in rebuilt and "queued" in rebuilt
+    assert "archived" in ok(cli("branch", "archive", "acme/shop", "feature-x"))
+    assert "feature-x" not in ok(cli("branch", "list", "acme/shop"))
+    assert "production branch" in cli("branch", "archive", "acme/shop", "main").stderr
+    assert "archived" in ok(cli("project", "archive", "acme/shop"))
+    assert "acme/shop" not in ok(cli("projects"))
 
 
 def test_password_is_hashed_with_argon2(cli, acme, owner_db):

@@ -37,6 +37,8 @@ def test_login_use_and_logout(api, tenants, cli, settings):
     assert run_id in remote("runs").stdout
     assert "has no log lines" in remote("logs", run_id).stderr
     assert "canceled" in remote("run", "cancel", run_id).stdout
+    rebuilt = remote("run", "rebuild", run_id)
+    assert rebuilt.returncode == 0 and "queued" in rebuilt.stdout, rebuilt.stderr
     followed = remote("logs", "-f", run_id)
     assert followed.returncode == 0 and "canceled" in followed.stderr, followed.stderr
     assert "shop" in remote("project", "show", "acme/shop").stdout

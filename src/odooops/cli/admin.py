@@ -211,6 +211,22 @@ def branch_list(project: Project) -> None:
             (b["last_build_commit"] or "")[:10], ago(b["last_build_at"])] for b in branches])
 
 
+@branch_app.command("archive")
+def branch_archive(project: Project, name: str) -> None:
+    """Archive a branch: it keeps its history, takes no more builds, and its unfinished runs end."""
+    run(lambda db, actor: Branches(db, actor).archive(project, name),
+        remote=lambda api: api.post(f"{project_path(project)}/branches/{name}/archive"))
+    out.print(f"branch [bold]{name}[/] of {project} is archived")
+
+
+@project_app.command("archive")
+def project_archive(project: Project) -> None:
+    """Archive a project (owners): no more builds, unfinished runs end, history stays."""
+    run(lambda db, actor: Projects(db, actor).archive(project),
+        remote=lambda api: api.post(f"{project_path(project)}/archive"))
+    out.print(f"project [bold]{project}[/] is archived")
+
+
 @branch_app.command("set-stage")
 def branch_set_stage(project: Project, name: str, stage: str) -> None:
     """Move a branch to another stage (Odoo.sh's rules apply)."""
@@ -295,6 +311,14 @@ def logs(
     if not events:
         err.print(f"run {run_id} has no log lines after line {after}")
     _print_events(events)
+
+
+@run_app.command("rebuild")
+def run_rebuild(run_id: int) -> None:
+    """Build the same branch and commit again."""
+    r = run(lambda db, actor: Runs(db, actor).rebuild(run_id),
+            remote=lambda api: api.get(f"/runs/{api.post(f'/runs/{run_id}/rebuild')['build_id']}"))
+    out.print(f"build [bold]{r['id']}[/] of {r['commit_sha'][:10]} is {r['status']}")
 
 
 @run_app.command("cancel")
