@@ -75,6 +75,7 @@ def test_rebuild_filters_and_phases(api, tenants, owner_db):
     base = f"{api}/api/v1/projects/acme/shop"
     first = httpx.post(f"{base}/branches/feature/builds", headers=alice).json()["build_id"]
     envelope(httpx.post(f"{api}/api/v1/runs/{first}/rebuild", headers=as_(tenants["eve"])), 404, "not_found")
+    envelope(httpx.post(f"{api}/api/v1/runs/{first}/rebuild", headers=as_(tenants["bob"])), 403, "forbidden")
     # still queued: asking again gives the same build
     assert httpx.post(f"{api}/api/v1/runs/{first}/rebuild", headers=alice).json()["build_id"] == first
     with owner_conn(owner_db) as conn:
@@ -99,4 +100,8 @@ def test_rebuild_filters_and_phases(api, tenants, owner_db):
     assert ids("since=2999-01-01T00:00:00Z") == []
     assert ids(f"before={second.json()['build_id']}") == [first]
     envelope(httpx.get(f"{base}/builds?status=nope", headers=alice), 422, "invalid_input")
+    assert [b["id"] for b in httpx.get(f"{base}/builds", headers=as_(tenants["bob"])).json()] == ids("")
+    envelope(httpx.get(f"{base}/builds", headers=as_(tenants["eve"])), 404, "not_found")
+    assert httpx.get(f"{api}/api/v1/runs/{first}", headers=as_(tenants["bob"])).json()["phases"] == phases
+    envelope(httpx.get(f"{api}/api/v1/runs/{first}", headers=as_(tenants["eve"])), 404, "not_found")
     envelope(httpx.get(f"{base}/builds?since=yesterday", headers=alice), 422, "invalid_input")
