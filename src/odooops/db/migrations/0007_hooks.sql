@@ -69,18 +69,32 @@ grant select (id, project_id, created_at, rotated_at) on ops.hooks to authentica
 grant select (id, host, hook_id, project_id, delivery_id, event, received_at, status, attempts,
               next_attempt_at, processed_at, outcome, run_id) on ops.hook_deliveries to authenticated;
 
+-- Nothing for the control plane; for a user, "not found" when the project is
+-- not theirs to see, and `p_refusal` when their role there is below `p_min`.
+create function ops.require_project_role(p_project_id uuid, p_min ops.member_role, p_refusal text) returns void
+language plpgsql stable security definer set search_path = '' as $$
+declare
+    v_role ops.member_role := ops.project_role(p_project_id);
+begin
+    if ops.caller_is_service() then
+        return;
+    end if;
+    if v_role is null then
+        raise exception 'project not found' using errcode = 'OP002';
+    end if;
+    if v_role < p_min then
+        raise exception '%', p_refusal using errcode = '42501';
+    end if;
+end
+$$;
+
 -- A project's hook with a fresh salt (so a fresh secret): project admins only.
 create function ops.rotate_hook(p_project_id uuid) returns ops.hooks
 language plpgsql security definer set search_path = '' as $$
 declare
     h ops.hooks;
 begin
-    if not ops.caller_is_service() and coalesce(ops.project_role(p_project_id) < 'admin', true) then
-        if ops.project_role(p_project_id) is null then
-            raise exception 'project not found' using errcode = 'OP002';
-        end if;
-        raise exception 'only an admin of this project can create or rotate its hook' using errcode = '42501';
-    end if;
+    perform ops.require_project_role(p_project_id, 'admin', 'only an admin of this project can create or rotate its hook');
     insert into ops.hooks as x (project_id) values (p_project_id)
     on conflict (project_id) do update set salt = gen_random_uuid()::text, rotated_at = now()
     returning * into h;
@@ -112,12 +126,10 @@ declare
     b ops.branches;
 begin
     select * into b from ops.branches where id = p_branch_id for update;
-    if not found or (not ops.caller_is_service() and ops.project_role(b.project_id) is null) then
+    if not found then
         raise exception 'branch not found' using errcode = 'OP002';
     end if;
-    if not ops.caller_is_service() and ops.project_role(b.project_id) < 'admin' then
-        raise exception 'only an admin of this project can archive branches' using errcode = '42501';
-    end if;
+    perform ops.require_project_role(b.project_id, 'admin', 'only an admin of this project can archive branches');
     if b.stage = 'production' then
         raise exception 'branch "%" is the production branch and cannot be archived; archive the project instead',
             b.name using errcode = 'OP003';
@@ -135,13 +147,8 @@ language plpgsql security definer set search_path = '' as $$
 declare
     p ops.projects;
 begin
+    perform ops.require_project_role(p_project_id, 'owner', 'only an owner of this project can archive it');
     select * into p from ops.projects where id = p_project_id for update;
-    if not found or (not ops.caller_is_service() and ops.project_role(p.id) is null) then
-        raise exception 'project not found' using errcode = 'OP002';
-    end if;
-    if not ops.caller_is_service() and ops.project_role(p.id) < 'owner' then
-        raise exception 'only an owner of this project can archive it' using errcode = '42501';
-    end if;
     if p.archived_at is null then
         update ops.projects set archived_at = now() where id = p.id returning * into p;
         -- archived branches take no builds, so neither does the archived project
