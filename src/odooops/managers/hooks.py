@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from odooops.db import queries_beside
+from odooops.db.errors import translate
 from odooops.errors import Conflict, NotFound, OpsError
 from odooops.hooks.events import HookEvent, parse
 from odooops.managers import Manager, lookup
@@ -57,24 +59,26 @@ class Hooks(Manager):
 
     async def process_next(self) -> dict | None:
         """Apply the oldest delivery that is due; None when none is."""
-        delivery = None
-        try:
-            async with self.tx() as conn:
-                delivery = await (await conn.execute(Q["next_pending"])).fetchone()
-                if delivery is None:
-                    return None
-                status, outcome, run_id = await self._apply(conn, delivery)
-                await conn.execute(Q["settle"], {"id": delivery["id"], "status": status, "outcome": outcome,
-                                                 "run_id": run_id})
-                return {"id": delivery["id"], "status": status, "outcome": outcome, "run_id": run_id}
-        except OpsError as exc:
+        async with self.tx() as conn:
+            delivery = await (await conn.execute(Q["next_pending"])).fetchone()
             if delivery is None:
-                raise
-            # a refusal will not change on retry; a conflict or an outage may
-            final = 400 <= exc.status < 500 and not isinstance(exc, Conflict)
-            row = await self.one(Q["retry"], {"id": delivery["id"], "outcome": exc.message,
-                                              "max_attempts": 1 if final else MAX_ATTEMPTS})
-            return {"id": delivery["id"], "status": row["status"], "outcome": exc.message, "run_id": None}
+                return None
+            try:
+                # a savepoint: a failure undoes the work but keeps the ledger row
+                # locked, so no other lane takes it before its retry is recorded
+                async with conn.transaction():
+                    status, outcome, run_id = await self._apply(conn, delivery)
+            except (OpsError, psycopg.Error) as exc:
+                error = exc if isinstance(exc, OpsError) else translate(exc)
+                # a refusal will not change on retry; a conflict or an outage may
+                final = 400 <= error.status < 500 and not isinstance(error, Conflict)
+                row = await (await conn.execute(Q["retry"], {
+                    "id": delivery["id"], "outcome": error.message,
+                    "max_attempts": 1 if final else MAX_ATTEMPTS})).fetchone()
+                return {"id": delivery["id"], "status": row["status"], "outcome": error.message, "run_id": None}
+            await conn.execute(Q["settle"], {"id": delivery["id"], "status": status, "outcome": outcome,
+                                             "run_id": run_id})
+            return {"id": delivery["id"], "status": status, "outcome": outcome, "run_id": run_id}
 
     async def _apply(self, conn, delivery: dict) -> tuple[str, str, int | None]:
         event = parse(delivery["host"], delivery["event"], bytes(delivery["body"]))
