@@ -124,6 +124,13 @@ def owner_conn(owner_conninfo: str) -> psycopg.Connection:
     return psycopg.connect(owner_conninfo, autocommit=True, row_factory=dict_row)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_stored_login(tmp_path_factory) -> None:
+    """Commands the tests start must not find a developer's `odooops login`
+    and go to that server: each session gets an empty config directory."""
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+
+
 @pytest.fixture
 def cli(settings: Settings):
     """Run the real `odooops` command in a subprocess against this test's database."""
