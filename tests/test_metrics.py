@@ -10,43 +10,29 @@ import httpx
 import pytest
 
 from conftest import acting, owner_conn
-from helpers import SERVICE, call
+from helpers import SERVICE, as_, call
 from odooops.db import Actor
 from odooops.managers.branches import Branches
 from odooops.managers.ingest_tokens import IngestTokens
-from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
-from odooops.managers.tokens import Tokens
-from odooops.managers.users import Users
 
 
 @pytest.fixture
-def world(settings, tmp_path):
-    """Alice owns acme/shop (branches main and feature), Bob is a viewer in
-    acme, Eve owns evil/lab; API tokens for the three, an ingest token per project."""
+def world(settings, tenants):
+    """`tenants` (Alice owns acme/shop with a branch feature, Bob is a viewer in
+    acme, Eve owns evil/lab, their API tokens), with the ids the ingest takes and
+    an ingest token per project."""
 
     async def work(db):
-        emails = {"alice": "alice@acme.test", "bob": "bob@acme.test", "eve": "eve@evil.test"}
-        for email in emails.values():
-            await Users(db, SERVICE).create(email)
-        await Orgs(db, SERVICE).create("acme", owner_email=emails["alice"])
-        await Orgs(db, SERVICE).create("evil", owner_email=emails["eve"])
-        await Orgs(db, SERVICE).add_member("acme", emails["bob"], "viewer")
-        w = {"acme": (await Projects(db, SERVICE).create("acme/shop", str(tmp_path)))["id"],
-             "evil": (await Projects(db, SERVICE).create("evil/lab", str(tmp_path)))["id"],
-             "feature": (await Branches(db, SERVICE).add("acme/shop", "feature"))["id"],
-             "evil_main": (await Branches(db, SERVICE).list("evil/lab"))[0]["id"]}
-        for name, email in emails.items():
-            w[name] = (await Tokens(db, SERVICE).create(email, "test", ["read", "write"]))[1]
-        w["acme_ingest"] = (await IngestTokens(db, SERVICE).create("acme/shop", "agent"))[1]
-        w["evil_ingest"] = (await IngestTokens(db, SERVICE).create("evil/lab", "agent"))[1]
-        return {k: str(v) for k, v in w.items()}
+        w = {"acme": (await Projects(db, SERVICE).get("acme/shop"))["id"],
+             "evil": (await Projects(db, SERVICE).get("evil/lab"))["id"],
+             "feature": next(b["id"] for b in await Branches(db, SERVICE).list("acme/shop") if b["name"] == "feature"),
+             "evil_main": (await Branches(db, SERVICE).list("evil/lab"))[0]["id"],
+             "acme_ingest": (await IngestTokens(db, SERVICE).create("acme/shop", "agent"))[1],
+             "evil_ingest": (await IngestTokens(db, SERVICE).create("evil/lab", "agent"))[1]}
+        return {**tenants, **{k: str(v) for k, v in w.items()}}
 
     return call(settings, work)
-
-
-def as_(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def ingest_as(token: str) -> dict:
