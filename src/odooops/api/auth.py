@@ -3,23 +3,20 @@ personal API tokens."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from odooops.api.deps import ERRORS, FORM_TYPES, actor, db, session_actor, writer
-from odooops.db import Actor, Database
+from odooops.api.deps import ERRORS, FORM_TYPES, Db, Reader, Writer, session_actor
+from odooops.db import Actor
 from odooops.errors import InvalidInput, Unauthenticated
 from odooops.managers.sessions import COOKIE, LIFETIME_SECONDS, Sessions, csrf_token
 from odooops.managers.tokens import Tokens
 from odooops.managers.users import Users
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-Db = Annotated[Database, Depends(db)]
-Reader = Annotated[Actor, Depends(actor)]
-Writer = Annotated[Actor, Depends(writer)]
 
 
 class LoginIn(BaseModel):

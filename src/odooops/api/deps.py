@@ -4,7 +4,7 @@ user, as the actor every manager call of the request runs as (role
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from pydantic import BaseModel
@@ -84,6 +84,12 @@ async def writer(request: Request, who: Actor = Depends(actor)) -> Actor:
     if "write" not in request.state.scopes:
         raise Forbidden("this token may only read: create one with the write scope")
     return who
+
+
+# what a route takes: the database, and who asks (to read, or to change things)
+Db = Annotated[Database, Depends(db)]
+Reader = Annotated[Actor, Depends(actor)]
+Writer = Annotated[Actor, Depends(writer)]
 
 
 async def read_body(request: Request, limit: int, what: str) -> bytes:

@@ -7,16 +7,15 @@ import hashlib
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from odooops.api.deps import ERRORS, actor, db, read_body, writer
-from odooops.db import Actor, Database
+from odooops.api.deps import ERRORS, Db, Reader, Writer, read_body
+from odooops.db import Actor
 from odooops.errors import InvalidInput, NotFound
 from odooops.hooks.verify import delivery_id, event_name, hook_secret, verify
 from odooops.managers.hooks import Hooks
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-Db = Annotated[Database, Depends(db)]
 Host = Literal["github", "gitlab", "gitea"]
 MAX_BODY = 25 * 1024 * 1024  # GitHub's own cap on a payload
 
@@ -35,7 +34,7 @@ def _described(request: Request, hook: dict, secret: str | None = None) -> dict:
 
 @router.post("/projects/{org}/{project}/hook", status_code=201)
 async def rotate_hook(org: str, project: str, request: Request, db: Db,
-                      who: Annotated[Actor, Depends(writer)]) -> dict:
+                      who: Writer) -> dict:
     """Create the project's webhook, or give it a new secret. The secret is
     shown in this answer only; put it and the URL of your host in its settings."""
     hook = await Hooks(db, who).rotate(f"{org}/{project}")
@@ -44,12 +43,12 @@ async def rotate_hook(org: str, project: str, request: Request, db: Db,
 
 @router.get("/projects/{org}/{project}/hook")
 async def get_hook(org: str, project: str, request: Request, db: Db,
-                   who: Annotated[Actor, Depends(actor)]) -> dict:
+                   who: Reader) -> dict:
     return _described(request, await Hooks(db, who).get(f"{org}/{project}"))
 
 
 @router.get("/projects/{org}/{project}/deliveries")
-async def list_deliveries(org: str, project: str, db: Db, who: Annotated[Actor, Depends(actor)],
+async def list_deliveries(org: str, project: str, db: Db, who: Reader,
                           limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
     """The latest deliveries and what came of each (project admins)."""
     return await Hooks(db, who).deliveries(f"{org}/{project}", limit)

@@ -6,20 +6,17 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
 from odooops import samples
-from odooops.api.deps import ERRORS, actor, db, read_body, writer
-from odooops.db import Actor, Database
+from odooops.api.deps import ERRORS, Db, Reader, Writer, read_body
+from odooops.db import Actor
 from odooops.errors import Unauthenticated
 from odooops.managers.ingest_tokens import IngestTokens
 from odooops.managers.metrics import Metrics
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-Db = Annotated[Database, Depends(db)]
-Reader = Annotated[Actor, Depends(actor)]
-Writer = Annotated[Actor, Depends(writer)]
 
 
 class IngestTokenIn(BaseModel):

@@ -8,12 +8,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from odooops.api.deps import ERRORS, actor, db, writer
-from odooops.db import Actor, Database
+from odooops.api.deps import ERRORS, Db, Reader, Writer
 from odooops.errors import NotFound
 from odooops.managers.branches import Branches
 from odooops.managers.events import Events
@@ -24,9 +23,6 @@ from odooops.managers.runs import Runs
 from odooops.runner.artifacts import ArtifactStore
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-Db = Annotated[Database, Depends(db)]
-Reader = Annotated[Actor, Depends(actor)]
-Writer = Annotated[Actor, Depends(writer)]
 
 
 SLUG = "^[a-z0-9][a-z0-9-]{0,62}$"
