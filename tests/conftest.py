@@ -28,7 +28,7 @@ from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
 from odooops.managers.tokens import Tokens
-from odooops.managers.users import Users
+from odooops.managers.users import Users, hash_password
 from odooops.settings import Secret, Settings
 
 TEMPLATE = "ops_template"
@@ -230,3 +230,34 @@ def tenants(settings, tmp_path):
         return tokens
 
     return call(settings, work)
+
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def people(tenants, settings):
+    """The tenants' people can also sign in to the console, with PASSWORD."""
+    with owner_conn(settings.database_url.reveal()) as conn:
+        conn.execute("update ops.users set password_hash = %s", (hash_password(PASSWORD),))
+    return tenants
+
+
+@pytest.fixture
+def console(api, people):
+    """Sign in to the console at `api` as alice, bob or eve: an httpx client
+    holding the session cookie, with its CSRF token as `client.csrf`."""
+    clients = []
+
+    def sign_in(name: str) -> httpx.Client:
+        client = httpx.Client(base_url=api, follow_redirects=False)
+        clients.append(client)
+        answer = client.post("/login", data={"email": f"{name}@{'evil' if name == 'eve' else 'acme'}.test",
+                                             "password": PASSWORD})
+        assert answer.status_code == 303, answer.text
+        client.csrf = client.get("/api/v1/auth/session").json()["csrf_token"]
+        return client
+
+    yield sign_in
+    for client in clients:
+        client.close()

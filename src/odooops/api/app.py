@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from odooops import __version__, runtime
+from odooops import __version__, console, runtime
 from odooops.api import auth, hooks, metrics
 from odooops.api.routes import router
 from odooops.db import Actor
@@ -31,6 +31,13 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 def error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"ok": False, "error": message, "code": code}, status_code=status, headers=headers)
+
+
+def answer(request: Request, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
+    """The error as JSON for the API, as a page for the console."""
+    if console.is_page(request):
+        return console.error_page(request, status, message, headers)
+    return error(status, message, code, headers)
 
 
 def create_app(settings: Settings, database=None) -> FastAPI:
@@ -61,6 +68,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     app.include_router(hooks.router)
     app.include_router(auth.router)
     app.include_router(metrics.router)
+    console.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -71,27 +79,29 @@ def create_app(settings: Settings, database=None) -> FastAPI:
         return JSONResponse({"ok": True})
 
     @app.exception_handler(OpsError)
-    async def ops_error(request: Request, exc: OpsError) -> JSONResponse:
+    async def ops_error(request: Request, exc: OpsError) -> Response:
         if exc.status >= 500:
             log.error("request %s failed: %s", request.state.request_id, exc)
-        return error(exc.status, exc.message, exc.code, exc.headers)
+        return answer(request, exc.status, exc.message, exc.code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error(422, f"{where}: {first.get('msg', 'invalid input')}" if where else "invalid input",
-                     "invalid_input")
+        return answer(request, 422, f"{where}: {first.get('msg', 'invalid input')}" if where else "invalid input",
+                      "invalid_input")
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return error(exc.status_code, str(exc.detail), codes.get(exc.status_code, "http_error"))
+        message = "There is no page at this address." if exc.status_code == 404 else str(exc.detail)
+        return answer(request, exc.status_code, message if console.is_page(request) else str(exc.detail),
+                      codes.get(exc.status_code, "http_error"))
 
     @app.exception_handler(Exception)
-    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+    async def crashed(request: Request, exc: Exception) -> Response:
         log.exception("request %s crashed", getattr(request.state, "request_id", "-"))
-        return error(500, "internal error: the server logged it", "internal_error")
+        return answer(request, 500, "internal error: the server logged it", "internal_error")
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):

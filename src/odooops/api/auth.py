@@ -56,13 +56,13 @@ async def _credentials(request: Request) -> LoginIn:
         raise InvalidInput(f"{where}: {first['msg']}" if where else first["msg"]) from None
 
 
-def _client_address(request: Request) -> str:
+def client_address(request: Request) -> str:
     # behind a proxy listed in ODOOOPS_FORWARDED_ALLOW_IPS, uvicorn has already
     # put the forwarded client address here
     return request.client.host if request.client else "unknown"
 
 
-def _secure(request: Request) -> bool:
+def secure_cookie(request: Request) -> bool:
     mode = request.app.state.settings.secure_cookies
     return mode == "always" or (mode == "auto" and request.url.scheme == "https")
 
@@ -78,9 +78,9 @@ async def login(request: Request, response: Response, db: Db) -> dict:
     every request that changes something."""
     body = await _credentials(request)
     found = await Sessions(db, Actor.anonymous()).login(
-        body.email, body.password, _client_address(request), request.headers.get("user-agent", "")[:500])
+        body.email, body.password, client_address(request), request.headers.get("user-agent", "")[:500])
     response.set_cookie(COOKIE, found["token"], max_age=LIFETIME_SECONDS, path="/", httponly=True,
-                        samesite="lax", secure=_secure(request))
+                        samesite="lax", secure=secure_cookie(request))
     _private(response)
     return {"ok": True, "user": found["user"], "csrf_token": found["csrf_token"], "expires_at": found["expires_at"]}
 
@@ -97,7 +97,7 @@ async def logout(request: Request, response: Response, db: Db) -> dict:
             who = None
         if who is not None:
             await Sessions(db, who).end(request.state.session["id"])
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=_secure(request))
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookie(request))
     return {"ok": True}
 
 

@@ -12,8 +12,10 @@ import uvicorn
 from odooops import runtime
 from odooops.api import accesslog
 from odooops.cli.context import ago, out, run, settings, table
+from odooops.db import Actor
 from odooops.errors import InvalidInput
 from odooops.managers.tokens import Tokens
+from odooops.managers.users import Users
 
 token_app = typer.Typer(help="Personal API tokens.", no_args_is_help=True)
 
@@ -33,18 +35,30 @@ def server(s, db, *, own_signals: bool = True) -> uvicorn.Server:
     return (uvicorn.Server if own_signals else _Server)(config)
 
 
+async def announce(s, db) -> None:
+    """Where to point a browser; on first run, the link that makes the first owner."""
+    from odooops.console.first_run import setup_path  # the console's templates load only when serving
+
+    base = f"http://{s.host}:{s.port}"
+    out.print(f"  console: {base}/   api: {base}/api/v1 (docs at /api/v1/docs)")
+    if not await Users(db, Actor.service()).any_exist():
+        link = base + setup_path(runtime.secret_key(s).reveal())
+        out.print(f"  [bold]first run[/]: no one can sign in yet. Create the first owner at\n    [bold]{link}[/]")
+
+
 def serve(
     host: Annotated[str | None, typer.Option(envvar="ODOOOPS_HOST", help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(envvar="ODOOOPS_PORT", help="Port to listen on.")] = None,
 ) -> None:
-    """Serve the HTTP API (/api/v1, docs at /api/v1/docs) until Ctrl-C."""
+    """Serve the web console (/) and the HTTP API (/api/v1, docs at
+    /api/v1/docs) until Ctrl-C."""
     s = settings().with_overrides(host=host, port=port)
     accesslog.enable()
 
     async def main() -> None:
         await runtime.prepare(s)
         async with runtime.database(s) as db:
-            out.print(f"serving http://{s.host}:{s.port}/api/v1 (docs at /api/v1/docs)")
+            await announce(s, db)
             await server(s, db).serve()
 
     asyncio.run(main())

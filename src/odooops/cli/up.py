@@ -42,7 +42,7 @@ async def _serve(demo_project: bool) -> None:
         worker = runtime.runner(s, db)
         http = serve.server(s, db, own_signals=False)
         http_task = asyncio.create_task(http.serve())
-        out.print(f"  api: http://{s.host}:{s.port}/api/v1 (docs at /api/v1/docs)")
+        await serve.announce(s, db)
         out.print(f"  runner: {s.runner_concurrency} slot(s) for {', '.join(s.runner_kinds)} runs "
                   f"({worker.executor.name} executor{', sandboxed' if getattr(worker.executor, 'sandboxed', False) else ''})")
         out.print("  Press Ctrl-C to stop.")

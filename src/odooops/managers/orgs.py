@@ -32,6 +32,11 @@ class Orgs(Manager):
     async def list(self) -> list[dict]:
         return await self.all(Q["list"])
 
+    async def mine(self) -> list[dict]:
+        """The orgs the caller sees, with the caller's role in each (None when
+        only through a project)."""
+        return await self.all(Q["mine"])
+
     async def add_member(self, org_slug: str, email: str, role: str, project_slug: str | None = None) -> dict:
         """Add a user to an org, or to one of its projects when a project is named."""
         check_role(role)

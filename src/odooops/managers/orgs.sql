@@ -33,3 +33,6 @@ update ops.org_members set role = %(role)s where org_id = %(org_id)s and user_id
 
 -- name: remove
 delete from ops.org_members where org_id = %(org_id)s and user_id = %(user_id)s returning *;
+
+-- name: mine
+select o.id, o.slug, o.name, ops.org_role(o.id) as role from ops.orgs o order by o.slug;

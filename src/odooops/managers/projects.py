@@ -63,6 +63,13 @@ class Projects(Manager):
         async with self.tx() as conn:
             return await lookup.project(conn, ref)
 
+    async def seen(self, ref: str) -> dict:
+        """The project, with the caller's role in it as `my_role`."""
+        async with self.tx() as conn:
+            project = await lookup.project(conn, ref)
+            role = await (await conn.execute(Q["my_role"], {"id": project["id"]})).fetchone()
+            return {**project, "my_role": role["role"]}
+
     async def list(self, include_archived: bool = False) -> list[dict]:
         return await self.all(Q["list"], {"include_archived": include_archived})
 

@@ -24,3 +24,6 @@ update ops.projects set name = coalesce(%(name)s, name), repo_url = coalesce(%(r
 
 -- name: archive
 select * from ops.archive_project(%(id)s);
+
+-- name: my_role
+select ops.project_role(%(id)s) as role;

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import functools
 import secrets
 
@@ -7,8 +8,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from odooops.db import queries_beside
-from odooops.errors import InvalidInput, Unauthenticated
+from odooops.errors import Conflict, InvalidInput, Unauthenticated
 from odooops.managers import Manager, lookup
+from odooops.managers.orgs import Q as ORGS
 
 Q = queries_beside(__file__)
 _hasher = PasswordHasher()
@@ -48,6 +50,25 @@ class Users(Manager):
 
     async def list(self) -> list[dict]:
         return await self.all(Q["list"])
+
+    async def any_exist(self) -> bool:
+        return (await self.one(Q["any_user"]))["found"]
+
+    async def create_first_owner(self, email: str, name: str, password: str, org_slug: str, org_name: str) -> dict:
+        """The first user (run as the control plane, at first-run setup): owner
+        of a new org and of any org made before anyone could sign in. Refused
+        once a user exists."""
+        password_hash = await asyncio.to_thread(hash_password, password)
+        async with self.tx() as conn:
+            await conn.execute(Q["lock_users"])
+            if (await (await conn.execute(Q["any_user"])).fetchone())["found"]:
+                raise Conflict("setup is already done: sign in instead")
+            user = await (await conn.execute(Q["create"], {
+                "email": email.strip(), "name": name.strip(), "password_hash": password_hash})).fetchone()
+            await conn.execute(Q["adopt_orgs"], {"user_id": user["id"]})
+            org = await (await conn.execute(ORGS["insert"], {"slug": org_slug, "name": org_name})).fetchone()
+            await conn.execute(ORGS["add_member"], {"org_id": org["id"], "user_id": user["id"], "role": "owner"})
+            return user
 
     async def me(self) -> dict:
         """The signed-in user: id, email and name."""

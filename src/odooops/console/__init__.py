@@ -1,0 +1,35 @@
+"""The web console: server-rendered pages (Jinja2, htmx, Server-Sent Events)
+on the same app, managers and row-level security as the API."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from odooops.console import branches, builds, first_run, logs, pages, queue, settings
+from odooops.console.render import HERE, error_page
+from odooops.console.session import SignInRequired
+
+ROUTERS = (pages, first_run, branches, builds, logs, queue, settings)
+
+
+def is_page(request: Request) -> bool:
+    """Whether an error on this request should be a page rather than JSON."""
+    path = request.url.path
+    return not (path.startswith("/api/") or path == "/healthz" or path.startswith("/static/"))
+
+
+def install(app: FastAPI) -> None:
+    for module in ROUTERS:
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in(request: Request, exc: SignInRequired) -> Response:
+        if request.headers.get("hx-request"):  # htmx follows this header with a whole-page visit
+            return Response(status_code=401, headers={"HX-Redirect": exc.location})
+        return RedirectResponse(exc.location, status_code=303)
+
+
+__all__ = ["install", "is_page", "error_page"]
