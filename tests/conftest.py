@@ -31,6 +31,8 @@ from odooops.managers.tokens import Tokens
 from odooops.managers.users import Users, hash_password
 from odooops.settings import Secret, Settings
 
+pytest_plugins = ["browser"]  # browser, page, screenshots, shoot: see tests/browser.py
+
 TEMPLATE = "ops_template"
 APP_ROLE = "odooops_app"
 APP_PASSWORD = secrets.token_urlsafe(16)

@@ -1,0 +1,173 @@
+"""Browser tests: Debian's Chromium driven by Playwright's sync API.
+
+Fixtures (see each one's docstring):
+
+    browser      one headless Chromium per test process (so one per xdist worker)
+    page         a fresh browser context and page for each test, closed after it
+    screenshots  the folder of this test run's screenshots (Path)
+    shoot        shoot(page, name) -> (desktop_png, phone_png)
+
+The browser is the system's `chromium` (`./scripts/test` installs Debian's
+package), never one that Playwright downloads. Screenshots go to
+$ODOOOPS_SCREENSHOTS, or to test-screenshots/<UTC time of the run>/ in the
+repository; the terminal summary says where. A test whose page fixture fails
+also leaves `<test name>-failed.png` there.
+
+Sync Playwright and asyncio.run() in one test: between two calls the sync API
+leaves its own event loop marked as running in the thread, so any later
+asyncio.run() (the tests' `call()`, fixtures that seed data) would fail with
+"cannot be called from a running event loop", in this test and in every later
+test of the same worker. `_loop_only_inside_calls` marks it running only while a
+Playwright call waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import greenlet
+import pytest
+from playwright._impl import _sync_base
+from playwright.sync_api import Browser, Page, sync_playwright
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 740}
+
+SCREENSHOTS = pytest.StashKey[Path]()
+REPORT = pytest.StashKey[pytest.TestReport]()
+WORKER_KEY = "odooops_screenshots"
+
+
+def find_chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+# --- where screenshots go: one folder for the whole run, shared by xdist workers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and WORKER_KEY in workerinput:
+        folder = Path(workerinput[WORKER_KEY])
+    elif os.environ.get("ODOOOPS_SCREENSHOTS"):
+        folder = Path(os.environ["ODOOOPS_SCREENSHOTS"]).absolute()
+    else:
+        folder = config.rootpath / "test-screenshots" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    config.stash[SCREENSHOTS] = folder
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist: every worker writes to the folder the controller chose."""
+    node.workerinput[WORKER_KEY] = str(node.config.stash[SCREENSHOTS])
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    folder = config.stash.get(SCREENSHOTS, None)
+    if folder is not None and folder.is_dir() and any(folder.iterdir()):
+        terminalreporter.write_sep("-", "screenshots")
+        terminalreporter.write_line(str(folder))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[REPORT] = report
+    return report
+
+
+# --- the browser
+
+
+@contextmanager
+def _loop_only_inside_calls() -> Iterator[None]:
+    """Keep Playwright's loop marked as running only during its own calls (see
+    the module docstring), so asyncio.run() works between them."""
+    original = _sync_base.wait_for_future
+
+    def wait_for_future(loop, dispatcher_fiber, future) -> None:
+        __tracebackhide__ = True
+        asyncio._set_running_loop(loop)  # the dispatcher resumes inside the loop
+        try:
+            original(loop, dispatcher_fiber, future)
+        finally:
+            # the test's own greenlet; callbacks run in greenlets inside the loop
+            if greenlet.getcurrent().parent is None:
+                asyncio._set_running_loop(None)
+
+    _sync_base.wait_for_future = wait_for_future
+    try:
+        yield
+    finally:
+        _sync_base.wait_for_future = original
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for this test process (one per xdist worker)."""
+    executable = find_chromium()
+    if executable is None:
+        pytest.fail("Chromium is not installed: ./scripts/test installs it from Debian's packages "
+                    "(or: apt-get install chromium).", pytrace=False)
+    with _loop_only_inside_calls():
+        manager = sync_playwright()
+        playwright = manager.start()
+        loop = asyncio._get_running_loop()
+        asyncio._set_running_loop(None)
+        try:
+            args = ["--no-sandbox"] if os.geteuid() == 0 else []
+            chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=args)
+            yield chromium
+            chromium.close()
+        finally:
+            asyncio._set_running_loop(loop)  # stopping resumes the dispatcher inside the loop
+            playwright.stop()
+            asyncio._set_running_loop(None)
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest, screenshots: Path) -> Iterator[Page]:
+    """A page in a fresh browser context (no cookies or storage from other tests)."""
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    yield page
+    report = request.node.stash.get(REPORT, None)
+    if report is not None and report.failed and not page.is_closed():
+        name = request.node.name.replace("/", "_")
+        page.screenshot(path=screenshots / f"{name}-failed.png", full_page=True)
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(pytestconfig: pytest.Config) -> Path:
+    """This run's screenshot folder (created on first use)."""
+    folder = pytestconfig.stash[SCREENSHOTS]
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shoot(screenshots: Path) -> Callable[[Page, str], tuple[Path, Path]]:
+    """shoot(page, name) saves <name>-desktop.png (1280x800) and <name>-phone.png
+    (375x740), both full page, restores the page's viewport and returns the two paths."""
+
+    def shoot(page: Page, name: str) -> tuple[Path, Path]:
+        before = page.viewport_size
+        paths = []
+        for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+            page.set_viewport_size(size)
+            path = screenshots / f"{name}-{label}.png"
+            page.screenshot(path=path, full_page=True)
+            paths.append(path)
+        if before is not None:
+            page.set_viewport_size(before)
+        return paths[0], paths[1]
+
+    return shoot
