@@ -97,3 +97,23 @@ def test_first_run_setup_makes_the_owner_and_signs_in(api, settings):
         assert done.status_code == 303 and done.headers["location"] == "/"
         assert client.get("/").status_code == 200
         assert client.get(link).status_code == 404  # one time only
+
+
+def test_projects_page_finds_by_name_and_pages(console, settings, tmp_path):
+    from helpers import SERVICE, call
+    from odooops.managers.projects import Projects
+
+    async def many(db):
+        for n in range(55):
+            await Projects(db, SERVICE).create(f"acme/p{n:02d}", str(tmp_path))
+
+    call(settings, many)
+    alice = console("alice")
+    first = alice.get("/")
+    assert "1–50 of 56" in first.text and "acme/p48" in first.text and "acme/shop" not in first.text
+    second = alice.get("/?page=2")
+    assert "51–56 of 56" in second.text and "acme/shop" in second.text and "acme/p48" not in second.text
+    found = alice.get("/?q=P5")
+    assert "acme/p50" in found.text and "acme/p54" in found.text and "acme/p49" not in found.text
+    assert "matches “nothing-like-this”" in alice.get("/?q=nothing-like-this").text
+    assert "/p/acme/" not in console("eve").get("/?q=acme").text

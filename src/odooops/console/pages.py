@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from odooops.api.auth import client_address, secure_cookie
@@ -63,17 +65,25 @@ async def logout(request: Request, who: Seen) -> Response:
     return response
 
 
-async def _projects_page(request: Request, who, status: int = 200, **form) -> Response:
+PER_PAGE = 50
+
+
+async def _projects_page(request: Request, who, status: int = 200, q: str = "", number: int = 1,
+                         **form) -> Response:
     db = request.app.state.db
-    projects = await Projects(db, who.actor).list()
+    q = q.strip()[:100]
+    projects, total = await Projects(db, who.actor).page(q, PER_PAGE, (number - 1) * PER_PAGE)
     orgs = [o for o in await Orgs(db, who.actor).mine() if o["role"] in ADMIN_ROLES]
-    return page(request, "projects.html", status=status, projects=projects, orgs=orgs,
+    pages = max(1, -(-total // PER_PAGE))
+    return page(request, "projects.html", status=status, projects=projects, orgs=orgs, q=q, total=total,
+                number=number, pages=pages, first=(number - 1) * PER_PAGE + 1,
                 form=form.get("values", {}), errors=form.get("errors", {}))
 
 
 @router.get("/")
-async def projects(request: Request, who: Seen) -> Response:
-    return await _projects_page(request, who)
+async def projects(request: Request, who: Seen, q: str = "", page: Annotated[int, Query(ge=1, le=10**6)] = 1
+                   ) -> Response:
+    return await _projects_page(request, who, q=q, number=page)
 
 
 @router.post("/projects")

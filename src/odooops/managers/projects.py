@@ -70,6 +70,11 @@ class Projects(Manager):
             role = await (await conn.execute(Q["my_role"], {"id": project["id"]})).fetchone()
             return {**project, "my_role": role["role"]}
 
+    async def page(self, search: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+        """One page of the caller's live projects by name, and how many match in all."""
+        rows = await self.all(Q["page"], {"search": search or None, "limit": limit, "offset": offset})
+        return rows, rows[0]["total"] if rows else 0
+
     async def list(self, include_archived: bool = False) -> list[dict]:
         return await self.all(Q["list"], {"include_archived": include_archived})
 

@@ -27,3 +27,6 @@ select * from ops.archive_project(%(id)s);
 
 -- name: my_role
 select ops.project_role(%(id)s) as role;
+
+-- name: page
+select * from ops.project_page(%(search)s, %(limit)s, %(offset)s);
