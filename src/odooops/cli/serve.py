@@ -43,7 +43,8 @@ async def announce(s, db) -> None:
     out.print(f"  console: {base}/   api: {base}/api/v1 (docs at /api/v1/docs)")
     if not await Users(db, Actor.service()).any_exist():
         link = base + setup_path(runtime.secret_key(s).reveal())
-        out.print(f"  [bold]first run[/]: no one can sign in yet. Create the first owner at\n    [bold]{link}[/]")
+        out.print("  [bold]first run[/]: no one can sign in yet. Create the first owner at")
+        out.print(f"    [bold]{link}[/]", soft_wrap=True)  # whole, so a terminal can open it
 
 
 def serve(
