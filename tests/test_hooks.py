@@ -86,6 +86,46 @@ def test_fixture_events(name):
         assert got.from_fork is fork
 
 
+# file: (first line of the head commit's message, its author)
+DESCRIBED = {
+    "github/go-scm__push.json": ("Update README", "Codertocat"),
+    # the head commit, not the first of the pushed ones
+    "github/reallyfastci__webhook-push-to-master.json": ("Merge pull request #3 from byao1276/byao1276-patch-1",
+                                                         "Bo Yao"),
+    # no head_commit: the one of `commits` that is `after`
+    "gitlab/go-gitlab__push.json": ("fixed readme", "GitLab dev user"),
+    "gitlab/go-scm__push_merge.json": ("Merge branch 'feature' into 'master'", "Sid Sijbrandij"),
+    "gitlab/go-scm__pull_request_create.json": ("update readme", "Sid Sijbrandij"),  # the last_commit
+    "gitea/go-scm__push.json": ("Updated readme", "Unknwon"),  # no head_commit either
+    "gitea/go-playground__push-event.json": ("example", "example"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DESCRIBED))
+def test_fixture_commit_message_and_author(name):
+    got = parse(name.split("/")[0], EXPECTED[name][0], (FIXTURES / name).read_bytes())
+    assert (got.message.splitlines()[0], got.author) == DESCRIBED[name]
+
+
+def test_every_push_tells_its_commit_and_github_pull_requests_do_not():
+    for name, (event, action, *_) in EXPECTED.items():
+        got = parse(name.split("/")[0], event, (FIXTURES / name).read_bytes())
+        if action == "push":
+            assert got.message and got.author, name
+        elif action == "pull_request" and not name.startswith("gitlab/"):
+            assert (got.message, got.author) == (None, None), name  # the runner reads them from the checkout
+
+
+def test_commit_text_without_nul_and_odd_shapes_are_none():
+    sha = "a" * 40
+    body = {"ref": "refs/heads/main", "after": sha,
+            "head_commit": {"id": sha, "message": "fix\u0000 it", "author": "not an object"}}
+    got = parse("github", "push", json.dumps(body).encode())
+    assert (got.message, got.author) == ("fix it", None)
+    got = parse("github", "push", json.dumps({**body, "head_commit": {"id": "b" * 40, "message": "other"}}).encode())
+    assert (got.message, got.author) == (None, None)
+
+
 @pytest.mark.parametrize("name", GITLAB_MERGE_REQUESTS)
 def test_gitlab_merge_request_variants(name):
     got = parse("gitlab", "Merge Request Hook", (FIXTURES / name).read_bytes())

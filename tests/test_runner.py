@@ -3,6 +3,7 @@ logs, artifacts, cancel, timeouts, lost workers, shutdown and the sandbox."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -18,12 +19,15 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from conftest import APP_PASSWORD, owner_conn
-from helpers import SERVICE, call, commit, make_repo, recipe
+from helpers import SERVICE, call, commit, git, make_repo, recipe
 from odooops.errors import LeaseLost
+from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
+from odooops.runner.executor import Limits, LocalExecutor
+from odooops.runner.pipeline import BuildPipeline, Job
 
 FAST = {"ODOOOPS_POLL_SECONDS": "0.2", "ODOOOPS_HEARTBEAT_SECONDS": "0.3", "ODOOOPS_LEASE_SECONDS": "2",
         "ODOOOPS_RETRY_BASE_SECONDS": "0", "ODOOOPS_SHUTDOWN_GRACE_SECONDS": "1"}
@@ -123,6 +127,39 @@ def test_build_succeeds_with_logs_and_artifacts(settings, project, runners, cli)
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == artifacts["report.xml"]["sha256"]
     log = settings.data_dir / "artifacts" / artifacts["log.txt"]["sha256"][:2] / artifacts["log.txt"]["sha256"]
     assert "tested" in log.read_text()
+
+
+def test_build_records_its_commit_message_and_author(settings, project, runners, tmp_path):
+    project({".odooops.toml": recipe({"name": "ok", "command": "true"})})
+    git(tmp_path / "repo", "-c", "user.name=Ada Lovelace", "-c", "user.email=ada@acme.test", "commit", "-q",
+        "--allow-empty", "-m", "Teach the shop to sell\n\nWhy, at length.")
+    runners()
+    row = wait_status(settings, trigger(settings), {"succeeded", "failed"})
+    assert row["status"] == "succeeded", messages(settings, row["id"])
+    assert (row["commit_message"], row["commit_author"]) == ("Teach the shop to sell", "Ada Lovelace")
+    card = call(settings, lambda db: Branches(db, SERVICE).list("acme/app"))[0]
+    assert (card["last_build_commit_message"], card["last_build_commit_author"]) == \
+        ("Teach the shop to sell", "Ada Lovelace")
+
+
+def test_unreadable_commit_info_does_not_fail_the_build(tmp_path):
+    warnings = []
+
+    class Sink:
+        def system(self, message: str, level: str = "info") -> None:
+            if level == "warning":
+                warnings.append(message)
+
+    async def refused(message: str, author: str) -> None:
+        raise LeaseLost()
+
+    pipeline = BuildPipeline(Job({"id": 1, "attempt": 1}, tmp_path, Sink()), LocalExecutor(), tmp_path / "data",
+                             Limits(), refused)
+    pipeline.src.mkdir()
+    asyncio.run(pipeline._describe_commit())  # not a git checkout
+    make_repo(pipeline.src, {"a.txt": "a"})
+    asyncio.run(pipeline._describe_commit())  # the run is no longer this attempt's
+    assert len(warnings) == 2 and all(w.startswith("commit message and author not recorded") for w in warnings)
 
 
 def test_failing_phase_skips_the_rest(settings, project, runners):

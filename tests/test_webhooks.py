@@ -15,7 +15,7 @@ import pytest
 from conftest import owner_conn
 from odooops.hooks.verify import signed_headers
 from helpers import as_, envelope
-from test_hooks import EXPECTED, FIXTURES
+from test_hooks import DESCRIBED, EXPECTED, FIXTURES
 
 SHA = "1" * 40
 
@@ -139,6 +139,22 @@ def test_pull_requests_same_repo_and_fork(api, tenants, hook):
     assert (forked["pr_number"], forked["status"], forked["ref"]) == (77, "awaiting_authorization", "refs/pull/77/head")
     assert branches(api, alice)["pull/77"]["stage"] == "development"
     assert httpx.post(f"{api}/api/v1/runs/{forked['id']}/authorize", headers=as_(alice)).json()["status"] == "queued"
+
+
+@pytest.mark.parametrize("name", ["github/go-scm__push.json", "gitlab/go-scm__push_merge.json",
+                                  "gitea/go-scm__push.json"])
+def test_a_push_tells_its_build_and_branch_card_the_commit(api, tenants, hook, name):
+    alice = tenants["alice"]
+    host, (event, *_) = name.split("/")[0], EXPECTED[name]
+    assert deliver(api, hook, host, event, (FIXTURES / name).read_bytes()).status_code == 200
+    row = settled(api, alice, 1)[0]
+    assert row["status"] == "done", row["outcome"]
+    run = httpx.get(f"{api}/api/v1/runs/{row['run_id']}", headers=as_(alice)).json()
+    expected = DESCRIBED[name]
+    assert (run["status"], run["commit_message"], run["commit_author"]) == ("queued", *expected)
+    card = branches(api, alice)["master"]
+    assert (card["last_build_id"], card["last_build_commit"], card["last_build_commit_message"],
+            card["last_build_commit_author"]) == (run["id"], run["commit_sha"], *expected)
 
 
 def test_ping_and_duplicates(api, tenants, hook):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 from odooops.errors import InvalidInput
 
@@ -30,3 +31,20 @@ async def resolve_head(repo_url: str, branch: str) -> str:
         raise InvalidInput(f"{repo_url} has no branch {branch!r}")
     return line[0]
 
+
+
+async def describe_head(checkout: Path) -> tuple[str, str]:
+    """The subject and author name of the commit checked out in `checkout`."""
+    proc = await asyncio.create_subprocess_exec(
+        "git", "-C", str(checkout), "log", "-1", "--no-show-signature", "--format=%s%x00%an",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"GIT_TERMINAL_PROMPT": "0", "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        raise InvalidInput(f"git log took over {GIT_TIMEOUT}s") from None
+    subject, sep, author = out.decode(errors="replace").rstrip("\n").partition("\0")
+    if proc.returncode != 0 or not sep:
+        raise InvalidInput(err.decode(errors="replace").strip() or "git log said nothing")
+    return subject, author

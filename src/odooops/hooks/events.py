@@ -22,6 +22,8 @@ class HookEvent:
     from_fork: bool = False
     reason: str = ""            # for ignored events: why
     before: str | None = None   # a push's previous head: a force-push back to an old commit is new content
+    message: str | None = None  # the commit's message and author, when the payload tells them
+    author: str | None = None
 
     def content_key(self) -> str | None:
         """What makes two deliveries the same work, whatever their ids."""
@@ -58,7 +60,26 @@ def _push(payload: dict, repository: str | None) -> HookEvent:
     before = payload.get("before")
     if payload.get("deleted") or after == ZERO:
         return HookEvent("branch_deleted", repository, branch, before=before)
-    return HookEvent("push", repository, branch, after, before=before)
+    return HookEvent("push", repository, branch, after, before=before, **_described(payload, after))
+
+
+def _described(payload: dict, sha: str) -> dict:
+    """The pushed head's message and author. GitHub and Gitea send it as
+    `head_commit`; GitLab, and Gitea at times, only in the list of `commits`."""
+    for c in [payload.get("head_commit"), *(payload.get("commits") or [])]:
+        if isinstance(c, dict) and c.get("id") == sha:
+            return _commit_info(c)
+    return {}
+
+
+def _commit_info(c: dict) -> dict:
+    author = c.get("author") if isinstance(c.get("author"), dict) else {}
+    return {"message": _text(c.get("message")), "author": _text(author.get("name"))}
+
+
+def _text(value) -> str | None:
+    """A payload's string as PostgreSQL can store it (no NUL), or None."""
+    return value.replace("\x00", "") if isinstance(value, str) else None
 
 
 def _github(event: str, p: dict) -> HookEvent:
@@ -94,7 +115,7 @@ def _gitlab(event: str, p: dict) -> HookEvent:
             return HookEvent("ignored", repository, reason=f"merge request {action or 'event'}")
         fork = mr["source_project_id"] != mr["target_project_id"]
         return HookEvent("pull_request", repository, mr["source_branch"], mr["last_commit"]["id"],
-                         int(mr["iid"]), fork)
+                         int(mr["iid"]), fork, **_commit_info(mr["last_commit"]))
     return HookEvent("ignored", repository, reason=f"event {event!r} is not built")
 
 

@@ -3,7 +3,7 @@ insert into ops.branches (project_id, name, stage) values (%(project_id)s, %(nam
 returning *;
 
 -- name: list
-select * from ops.project_branches(%(project_id)s, %(include_archived)s);
+select * from ops.project_branches_v2(%(project_id)s, %(include_archived)s);
 
 -- name: set_stage
 update ops.branches set stage = %(stage)s where id = %(id)s returning *;

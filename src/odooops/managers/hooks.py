@@ -118,6 +118,9 @@ async def _build(conn, project_id: UUID, host: str, event: HookEvent) -> tuple[s
         "trigger": "pull_request" if event.action == "pull_request" else "push",
         "ref": PR_REFS[host].format(event.pr_number) if fork else None,
         "pr_number": event.pr_number, "authorized": not fork})).fetchone()
+    if event.message or event.author:  # shown on the branch's card before a runner takes the build
+        await conn.execute(Q["describe_commit"], {"run_id": run["id"], "commit": event.commit,
+                                                  "message": event.message, "author": event.author})
     what = f"pull request #{event.pr_number}" if event.pr_number else f"branch {name}"
     return "done", f"build {run['id']} of {what} is {run['status']}", run["id"]
 

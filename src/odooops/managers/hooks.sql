@@ -45,6 +45,11 @@ select * from ops.archive_branch(%(id)s);
 select * from ops.enqueue_build(%(branch_id)s, %(commit)s, %(trigger)s, %(ref)s, %(pr_number)s, '{}',
                                 %(authorized)s);
 
+-- name: describe_commit
+-- what the payload says of the commit, unless the run knows it already (a runner reads it from the checkout)
+update ops.runs set commit_message = %(message)s, commit_author = %(author)s
+ where id = %(run_id)s and commit_sha = lower(%(commit)s) and commit_message is null and commit_author is null;
+
 -- name: settle
 update ops.hook_deliveries
    set status = %(status)s, attempts = attempts + 1, processed_at = now(), outcome = %(outcome)s,

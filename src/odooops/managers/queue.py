@@ -32,6 +32,11 @@ class Queue(Manager):
     async def start(self, run_id: int, attempt: int) -> dict:
         return await self.one(Q["start"], {"run_id": run_id, "attempt": attempt})
 
+    async def record_commit(self, run_id: int, attempt: int, message: str | None, author: str | None) -> dict:
+        """The message and author of the commit the attempt checked out."""
+        return await self.one(Q["record_commit"], {"run_id": run_id, "attempt": attempt, "message": message,
+                                                   "author": author})
+
     async def finish(self, run_id: int, attempt: int, status: str, result: str | None = None,
                      exit_code: int | None = None, error: str | None = None) -> dict:
         return await self.one(Q["finish"], {"run_id": run_id, "attempt": attempt, "status": status,

@@ -10,6 +10,9 @@ select * from ops.claim_next_run(%(worker_id)s, %(kinds)s, %(lease_seconds)s, %(
 -- name: start
 select * from ops.start_run(%(run_id)s, %(attempt)s);
 
+-- name: record_commit
+select * from ops.record_commit(%(run_id)s, %(attempt)s, %(message)s, %(author)s);
+
 -- name: finish
 select * from ops.finish_run(%(run_id)s, %(attempt)s, %(status)s, %(result)s, %(exit_code)s, %(error)s);
 

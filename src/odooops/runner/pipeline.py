@@ -15,7 +15,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odooops.errors import InvalidInput
+from odooops.git import describe_head
+from odooops.errors import InvalidInput, OpsError
 from odooops.runner import recipe as recipes
 from odooops.runner.executor import Command, Executor, Limits, Process
 from odooops.runner.logs import LogSink
@@ -60,11 +61,14 @@ class Outcome:
 
 
 PhaseFn = Callable[[], Awaitable[int]]
+OnCommit = Callable[[str, str], Awaitable[object]]  # (message, author)
 
 
 class BuildPipeline:
-    def __init__(self, job: Job, executor: Executor, data_dir: Path, limits: Limits):
+    def __init__(self, job: Job, executor: Executor, data_dir: Path, limits: Limits,
+                 on_commit: OnCommit | None = None):
         self.job = job
+        self.on_commit = on_commit
         self.executor = executor
         self.data_dir = data_dir
         self.limits = limits
@@ -179,7 +183,18 @@ class BuildPipeline:
             code = await self._exec(git("submodule", "update", "--init", "--recursive", "--quiet", cwd=self.src))
         if code == 0:
             self.job.sink.system(f"checked out {sha[:12]}")
+            await self._describe_commit()
         return code
+
+    async def _describe_commit(self) -> None:
+        """Tell the control plane the commit's message and author; a build
+        does not fail for want of them."""
+        if self.on_commit is None:
+            return
+        try:
+            await self.on_commit(*await describe_head(self.src))
+        except (OpsError, OSError) as exc:
+            self.job.sink.system(f"commit message and author not recorded: {exc}", "warning")
 
     # install: a virtualenv per hash of the requirements files, reused between builds
 
