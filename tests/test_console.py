@@ -51,6 +51,7 @@ def test_projects_page_lists_only_the_visitors_projects(console):
 
 def test_create_project_validates_then_creates(console, tmp_path):
     alice = console("alice")
+    assert f'name="csrf_token" value="{alice.csrf}"' in alice.get("/").text.split('action="/projects"')[1]
     bad = alice.post("/projects", data={"csrf_token": alice.csrf, "org": "acme", "slug": "Bad Name", "repo_url": ""})
     assert bad.status_code == 422
     assert 'id="e-slug"' in bad.text and 'id="e-repo_url"' in bad.text
