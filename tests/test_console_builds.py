@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 
 from conftest import PASSWORD
 from helpers import SERVICE, as_, call
+from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
 from odooops.managers.queue import Queue
 from odooops.managers.users import Users, hash_password
@@ -58,8 +59,8 @@ def fork_pull_request(app_db: str, branch_id: str, commit: str) -> int:
     with psycopg.connect(app_db, row_factory=dict_row) as conn:
         conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
                      (SERVICE.role, SERVICE.claims()))
-        return conn.execute("select * from ops.enqueue_build(%s, %s, 'pull_request', 'refs/pull/77/head', 77, %s, false)",
-                            (branch_id, commit, Jsonb({}))).fetchone()["id"]
+        return conn.execute("select * from ops.enqueue_build(%s, %s, 'pull_request', 'refs/pull/77/head', 77, %s, "
+                            "false)", (branch_id, commit, Jsonb({}))).fetchone()["id"]
 
 
 def branch_id(api: str, token: str, name: str) -> str:
@@ -77,6 +78,13 @@ def row_ids(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'<tr id="run-\d+" data-run="(\d+)"', html)]
 
 
+def form(html: str, action: str) -> dict:
+    """The hidden fields of the page's form posting to `action`: what a browser without JavaScript sends."""
+    found = re.search(rf'<form method="post" action="{re.escape(action)}".*?</form>', html, re.S)
+    assert found, f"no form for {action}"
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', found[0]))
+
+
 def post(client: httpx.Client, path: str, headers: dict | None = None, **fields) -> httpx.Response:
     return client.post(path, data={"csrf_token": client.csrf, **fields}, headers=headers or {})
 
@@ -85,13 +93,14 @@ def test_owner_sees_builds_with_badges_and_buttons(console, api, tenants, settin
     done = trigger(api, tenants["alice"], sha(1))
     finish(settings, done, "failed", "ko", "tests failed")
     waiting = trigger(api, tenants["alice"], sha(2))
-    page = console("alice").get(PAGE)
+    alice = console("alice")
+    page = alice.get(PAGE)
     assert page.status_code == 200
     assert row_ids(page.text) == [waiting, done]  # newest first
     assert 'href="/p/acme/shop"' in page.text and 'aria-current="page"' in page.text
     assert re.search(r'data-stage="development"', page.text)
     assert 'data-action="build"' in page.text and 'action="/p/acme/shop/build"' in page.text
-    assert 'name="branch" value="feature"' in page.text
+    assert form(page.text, "/p/acme/shop/build") == {"csrf_token": alice.csrf, "branch": "feature", "next": PAGE}
 
     queued = row(page.text, waiting)
     assert 'data-status="queued"' in queued and ">Building</span>" in queued
@@ -101,12 +110,13 @@ def test_owner_sees_builds_with_badges_and_buttons(console, api, tenants, settin
 
     failed = row(page.text, done)
     assert 'data-status="failed"' in failed and ">Failed</span>" in failed and "tests failed" in failed
+    assert 'data-result="ko">Errors<' in failed
     assert f'aria-label="Rebuild build {done}">Rebuild</button>' in failed and "Cancel" not in failed
     assert re.search(r'data-label="Duration" class="c-took">\d+ (ms|s)<', failed)
 
     # something unfinished: the table refreshes itself, and alone
     assert 'hx-trigger="every 2s"' in page.text and 'data-live="on"' in page.text
-    part = console("alice").get(PAGE + "?part=table")
+    part = alice.get(PAGE + "?part=table")
     assert part.status_code == 200 and "<html" not in part.text and row_ids(part.text) == [waiting, done]
 
 
@@ -159,7 +169,9 @@ def test_stranger_gets_not_found_and_nothing_changes(console, api, tenants, sett
 def test_cancel_a_queued_build_without_and_with_htmx(console, api, tenants):
     alice = console("alice")
     first = trigger(api, tenants["alice"], sha(1))
-    back = post(alice, f"/runs/{first}/cancel", next=PAGE)
+    fields = form(alice.get(PAGE).text, f"/runs/{first}/cancel")
+    assert fields == {"csrf_token": alice.csrf, "next": PAGE}
+    back = alice.post(f"/runs/{first}/cancel", data=fields)
     assert back.status_code == 303 and back.headers["location"] == PAGE
     assert run(api, tenants["alice"], first)["status"] == "canceled"
     again = post(alice, f"/runs/{first}/cancel", next=PAGE)
@@ -183,7 +195,9 @@ def test_rebuild_a_finished_build(console, api, tenants, settings):
     alice = console("alice")
     done = trigger(api, tenants["alice"], sha(1))
     finish(settings, done, "failed", "ko")
-    plain = post(alice, f"/runs/{done}/rebuild")
+    fields = form(alice.get(PAGE).text, f"/runs/{done}/rebuild")
+    assert fields == {"csrf_token": alice.csrf}  # no `next`: a rebuild goes to the new build's page
+    plain = alice.post(f"/runs/{done}/rebuild", data=fields)
     assert plain.status_code == 303
     new = int(plain.headers["location"].removeprefix("/runs/"))
     assert new != done
@@ -213,6 +227,18 @@ def test_authorize_a_fork_pull_request(console, api, tenants, app_db):
     assert run(api, tenants["alice"], fork)["status"] == "queued"
     refused = post(alice, f"/runs/{fork}/authorize", next=PAGE)
     assert refused.status_code == 409 and "not awaiting authorization" in refused.text
+
+
+def test_branch_names_with_slashes(console, api, tenants, settings):
+    async def work(db):
+        await Branches(db, SERVICE).add("acme/shop", "fix/login")
+
+    call(settings, work)
+    page = console("alice").get("/p/acme/shop/b/fix/login")
+    assert page.status_code == 200 and "<h1>fix/login</h1>" in page.text
+    assert 'href="/p/acme/shop/b/fix/login" aria-current="page"' in page.text
+    assert form(page.text, "/p/acme/shop/build")["branch"] == "fix/login"
+    assert "No builds of this branch yet" in page.text
 
 
 def test_developer_operates_development_branches_only(console, api, tenants, settings):
@@ -253,3 +279,4 @@ def test_older_builds_page_by_page(console, api, tenants):
     assert row_ids(alice.get(f"{PAGE}?before={made[0]}").text) == []
     assert alice.get(f"{PAGE}?before=soon").status_code == 422
     assert row_ids(console("bob").get(older[1]).text) == [made[1], made[0]]
+
