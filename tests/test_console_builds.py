@@ -210,7 +210,8 @@ def test_rebuild_a_finished_build(console, api, tenants, settings):
     newest = builds(api, tenants["alice"])[0]
     assert newest["id"] not in (done, new) and newest["status"] == "queued"
     assert row_ids(swapped.text) == [newest["id"], new, done]
-    assert f'<div id="flash" hx-swap-oob="innerHTML"><p class="notice ok">Build <a href="/runs/{newest["id"]}">' in swapped.text
+    flash = '<div id="flash" hx-swap-oob="innerHTML"><p class="notice ok">Build <a href="/runs/{}">'
+    assert flash.format(newest["id"]) in swapped.text
     assert "is queued." in swapped.text
     assert swapped.headers["hx-push-url"] == PAGE
 
