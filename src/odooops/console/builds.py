@@ -1,7 +1,129 @@
-"""The console's builds pages."""
+"""A branch's builds, and what people do to a build: rebuild, cancel,
+authorize. The same managers as the API's twins; the database decides, and
+the page only hides the buttons it would refuse."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from odooops.console import forms
+from odooops.console.render import page
+from odooops.console.session import Seen, Visitor, safe_next
+from odooops.errors import NotFound
+from odooops.managers.branches import Branches
+from odooops.managers.projects import Projects
+from odooops.managers.queue import Queue
+from odooops.managers.runs import Runs
 
 router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 25
+RANK = {"viewer": 0, "developer": 1, "admin": 2, "owner": 3}
+UNFINISHED = {"awaiting_authorization", "queued", "claimed", "running"}
+
+
+def allowed(role: str | None, branch: dict) -> dict[str, bool]:
+    """The buttons to show, by the rules the database applies:
+    ops.can_operate_branch (developers on development branches, admins on
+    every stage) for building and canceling, ops.authorize_run (admins)."""
+    rank = RANK.get(role or "", -1)
+    operate = rank >= RANK["admin"] or (rank >= RANK["developer"] and branch["stage"] == "development")
+    return {"build": operate and branch["archived_at"] is None, "cancel": operate,
+            "authorize": rank >= RANK["admin"]}
+
+
+def branch_url(ref: str, branch: str) -> str:
+    return f"/p/{ref}/b/{quote(branch, safe='/')}"
+
+
+async def frame(request: Request, who: Visitor, ref: str, branch_name: str) -> dict:
+    """What every part of the page needs: project, branch, the caller's rights."""
+    db = request.app.state.db
+    project = await Projects(db, who.actor).seen(ref)
+    found = [b for b in await Branches(db, who.actor).list(ref, include_archived=True) if b["name"] == branch_name]
+    if not found:
+        raise NotFound(f"project has no branch {branch_name!r}")
+    return {"project": project, "ref": ref, "branch": found[0], "can": allowed(project["my_role"], found[0]),
+            "base": branch_url(ref, branch_name)}
+
+
+async def table(request: Request, who: Visitor, ref: str, branch_name: str, before: int | None) -> dict:
+    """The frame and one page of builds, newest first; one more row than
+    shown says whether there are older ones."""
+    view = await frame(request, who, ref, branch_name)
+    rows = await Runs(request.app.state.db, who.actor).builds(ref, branch_name, before, PAGE_SIZE + 1)
+    shown = rows[:PAGE_SIZE]
+    here = view["base"] + (f"?before={before}" if before else "")
+    return {**view, "builds": shown, "before": before, "here": here,
+            "older": shown[-1]["id"] if len(rows) > PAGE_SIZE else None,
+            "live": any(r["status"] in UNFINISHED for r in shown)}
+
+
+@router.get("/p/{org}/{project}/b/{branch:path}")
+async def branch_builds(request: Request, who: Seen, org: str, project: str, branch: str,
+                        before: Annotated[int | None, Query(ge=1)] = None, part: str | None = None) -> Response:
+    """The page; with part=table, only the table, for the live refresh."""
+    view = await table(request, who, f"{org}/{project}", branch, before)
+    return page(request, "builds_table.html" if part == "table" else "builds.html", **view)
+
+
+def htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+async def row(request: Request, who: Visitor, place: dict, run_id: int, back: str) -> Response:
+    """One build's row as it is now, for htmx to swap in."""
+    view = await frame(request, who, place["project_ref"], place["branch"])
+    found = await Runs(request.app.state.db, who.actor).builds(place["project_ref"], place["branch"], run_id + 1, 1)
+    return page(request, "builds_row.html", r=found[0], here=back, **view)
+
+
+async def placed(request: Request, who: Visitor, run_id: int) -> tuple[dict, dict]:
+    """The run's place (404 for runs the caller cannot see, before anything
+    changes) and the form's fields."""
+    place = await Runs(request.app.state.db, who.actor).place(run_id)
+    return place, await forms.fields(request)
+
+
+def is_build(place: dict) -> bool:
+    return place["kind"] == "build" and place["branch"] is not None
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel(request: Request, who: Seen, run_id: int) -> Response:
+    place, values = await placed(request, who, run_id)
+    await Runs(request.app.state.db, who.actor).cancel(run_id)
+    return await after(request, who, place, run_id, values)
+
+
+@router.post("/runs/{run_id}/authorize")
+async def authorize(request: Request, who: Seen, run_id: int) -> Response:
+    place, values = await placed(request, who, run_id)
+    await Queue(request.app.state.db, who.actor).authorize(run_id)
+    return await after(request, who, place, run_id, values)
+
+
+async def after(request: Request, who: Visitor, place: dict, run_id: int, values: dict) -> Response:
+    back = safe_next(values.get("next") or f"/runs/{run_id}")
+    if htmx(request) and is_build(place):
+        return await row(request, who, place, run_id, back)
+    if htmx(request):  # not a row of a builds table: show wherever it was asked from, afresh
+        return Response(status_code=204, headers={"HX-Redirect": back})
+    return RedirectResponse(back, status_code=303)
+
+
+@router.post("/runs/{run_id}/rebuild")
+async def rebuild(request: Request, who: Seen, run_id: int) -> Response:
+    """No JavaScript: off to the new build's page (or `next`). With htmx: the
+    first page of the branch's builds, the new one on top, and a word in #flash."""
+    place, values = await placed(request, who, run_id)
+    new = await Runs(request.app.state.db, who.actor).rebuild(run_id)
+    if not htmx(request):
+        return RedirectResponse(safe_next(values.get("next") or f"/runs/{new['id']}"), status_code=303)
+    view = await table(request, who, place["project_ref"], place["branch"], None)
+    answer = page(request, "builds_table.html", queued=new, **view)
+    answer.headers["HX-Push-Url"] = view["base"]  # the first page is what it now shows
+    return answer

@@ -57,6 +57,14 @@ class Runs(Manager):
             raise NotFound(f"run {run_id} not found")
         return run
 
+    async def place(self, run_id: int) -> dict:
+        """Where a run belongs, by the names people use: its project as
+        ORG/PROJECT and its branch (none for runs of no branch)."""
+        found = await self.one(Q["place"], {"run_id": run_id})
+        if found is None:
+            raise NotFound(f"run {run_id} not found")
+        return found
+
     async def logs(self, run_id: int, after_seq: int = 0, limit: int = 1000) -> list[dict]:
         await self.get(run_id)  # unknown and hidden runs say so instead of showing an empty log
         return await self.all(Q["logs"], {"run_id": run_id, "after_seq": after_seq, "limit": limit})

@@ -33,3 +33,9 @@ select * from ops.runs where id = %(run_id)s;
 
 -- name: cancel
 select * from ops.cancel_run(%(run_id)s);
+
+-- name: place
+select r.id, r.kind, o.slug || '/' || p.slug as project_ref, b.name as branch
+  from ops.runs r join ops.projects p on p.id = r.project_id join ops.orgs o on o.id = p.org_id
+  left join ops.branches b on b.id = r.branch_id
+ where r.id = %(run_id)s;
