@@ -94,8 +94,8 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        message = "There is no page at this address." if exc.status_code == 404 else str(exc.detail)
-        return answer(request, exc.status_code, message if console.is_page(request) else str(exc.detail),
+        page_404 = exc.status_code == 404 and console.is_page(request)
+        return answer(request, exc.status_code, "There is no page at this address." if page_404 else str(exc.detail),
                       codes.get(exc.status_code, "http_error"))
 
     @app.exception_handler(Exception)

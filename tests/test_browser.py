@@ -1,0 +1,222 @@
+"""The console in a real browser (Debian's Chromium, driven by Playwright):
+what a new user does from `odooops up` to a build watched live, and what a
+teammate and a stranger may see. Every page is screenshotted at desktop and
+phone widths and checked with axe-core (WCAG 2 A and AA, contrast included)
+in the light and the dark scheme."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conftest import APP_PASSWORD, PASSWORD, free_port
+from helpers import make_repo, recipe
+
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+TIMEOUT = 60_000  # ms: a build on a busy 2-core machine
+
+
+def accessible(page: Page) -> None:
+    """No axe-core violation of WCAG 2 A/AA on the page, light and dark."""
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        if not page.evaluate("typeof axe !== 'undefined'"):
+            page.add_script_tag(path=str(AXE))
+        found = page.evaluate("""async () => (await axe.run(document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})).violations
+            .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                        nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ': ' + n.failureSummary)}))""")
+        assert not found, f"{page.url} ({scheme}):\n" + json.dumps(found, indent=1)
+    page.emulate_media(color_scheme="light")
+
+
+def look(page: Page, shoot, name: str) -> None:
+    """Screenshot at both widths, and check accessibility."""
+    shoot(page, name)
+    accessible(page)
+
+
+def sign_in(page: Page, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
+
+
+def control_plane_env(settings, port: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
+    env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
+                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_PORT": str(port), "ODOOOPS_POLL_SECONDS": "0.5",
+                "COLUMNS": "200"})
+    return env
+
+
+@pytest.fixture
+def control_plane(settings, tmp_path):
+    """`odooops up` (HTTP server and runner) on this test's database; yields
+    its base URL and everything it printed until it was up."""
+    port = free_port()
+    log = tmp_path / "up.log"
+    with log.open("w") as output:
+        up = subprocess.Popen([sys.executable, "-m", "odooops", "up"], env=control_plane_env(settings, port),
+                              stdout=output, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "Press Ctrl-C" not in log.read_text():
+            assert up.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}", log.read_text()
+    finally:
+        up.terminate()
+        up.wait(timeout=60)
+
+
+@pytest.fixture
+def runner(settings):
+    """A runner on this test's database, for tests that serve with `api`."""
+    proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner"], env=control_plane_env(settings, 0),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield proc
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
+def test_new_user_sets_up_creates_a_project_builds_and_watches_it_live(control_plane, page, shoot, tmp_path):
+    base, printed = control_plane
+    link = re.search(r"http://\S+/setup\?token=\w+", printed)
+    assert link, printed
+    repo = make_repo(tmp_path / "shop", {".odooops.toml": recipe(
+        {"name": "greet", "command": "echo waiting for the slow part; sleep 6; echo all good"})})
+
+    page.goto(link[0])
+    look(page, shoot, "setup")
+    page.get_by_label("Your name").fill("Ada")
+    page.get_by_label("Email").fill("ada@example.test")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password again").fill(PASSWORD)
+    page.get_by_label("Organisation (short name)").fill("ada")
+    page.get_by_role("button", name="Create owner and sign in").click()
+    expect(page.get_by_role("heading", name="No projects yet")).to_be_visible()
+    look(page, shoot, "projects-empty")
+
+    page.get_by_label("Short name").fill("Not Valid")
+    page.get_by_label("Git repository").fill(str(repo))
+    page.get_by_role("button", name="Create project").click()
+    expect(page.locator("#e-slug")).to_contain_text("lowercase letters")
+    look(page, shoot, "project-form-errors")
+    page.get_by_label("Short name").fill("shop")
+    page.get_by_label("Git repository").fill(str(repo))
+    page.get_by_role("button", name="Create project").click()
+    expect(page).to_have_url(f"{base}/p/ada/shop")
+    card = page.locator('[data-lane="production"] [data-branch="main"]')
+    expect(card).to_be_visible()
+    look(page, shoot, "lanes-new-project")
+
+    card.get_by_role("button", name="Build now").click()
+    page.wait_for_url(re.compile(r"/runs/\d+$"))
+    page.evaluate("window.stillTheSamePage = true")
+    expect(page.locator("#log")).to_contain_text("waiting for the slow part", timeout=TIMEOUT)
+    expect(page.locator("#log-status")).to_contain_text("Building")
+    look(page, shoot, "build-log-live")
+    expect(page.locator("#log-status")).to_contain_text("Healthy", timeout=TIMEOUT)
+    expect(page.locator("#log")).to_contain_text("all good")
+    assert page.evaluate("window.stillTheSamePage") is True  # streamed in, not reloaded
+    look(page, shoot, "build-log")
+
+    page.goto(f"{base}/")
+    expect(page.locator("table.projects")).to_contain_text("Healthy")
+    look(page, shoot, "projects")
+
+
+def trigger(api: str, token: str, branch: str) -> int:
+    import httpx
+
+    answer = httpx.post(f"{api}/api/v1/projects/acme/shop/branches/{branch}/builds",
+                        headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["build_id"]
+
+
+def test_cancel_a_running_build(api, people, runner, page, shoot, settings):
+    slow = make_repo(settings.data_dir.parent / "slow", {".odooops.toml": recipe(
+        {"name": "forever", "command": "echo started; sleep 120"})})
+    import httpx
+
+    assert httpx.patch(f"{api}/api/v1/projects/acme/shop", json={"repo_url": str(slow)},
+                       headers={"Authorization": f"Bearer {people['alice']}"}).status_code == 200
+    run_id = trigger(api, people["alice"], "feature")
+    sign_in(page, api, "alice@acme.test")
+    page.goto(f"{api}/runs/{run_id}")
+    expect(page.locator("#log")).to_contain_text("started", timeout=TIMEOUT)
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#log-status")).to_contain_text("Canceled", timeout=TIMEOUT)
+    look(page, shoot, "build-log-canceled")
+    page.goto(f"{api}/p/acme/shop/b/feature")
+    expect(page.locator(f'[data-run="{run_id}"]')).to_have_attribute("data-status", "canceled")
+    look(page, shoot, "builds")
+
+
+def test_drag_to_staging_and_a_refused_drag_says_why(api, people, page, shoot):
+    sign_in(page, api, "alice@acme.test")
+    page.goto(f"{api}/p/acme/shop")
+    card = '[data-branch="feature"]'
+    expect(page.locator(f'[data-lane="development"] {card}')).to_be_visible()
+    look(page, shoot, "lanes")
+
+    page.drag_and_drop(card, '[data-lane="production"]')
+    expect(page.locator("#flash")).to_contain_text("production")
+    expect(page.locator(f'[data-lane="development"] {card}')).to_be_visible()
+    shoot(page, "lanes-refused-drag")
+
+    page.drag_and_drop(card, '[data-lane="staging"]')
+    expect(page.locator(f'[data-lane="staging"] {card}')).to_be_visible()
+    page.reload()  # the move is stored, not only shown
+    expect(page.locator(f'[data-lane="staging"] {card}')).to_be_visible()
+
+
+def test_move_with_the_keyboard_alone(api, people, page):
+    sign_in(page, api, "alice@acme.test")
+    page.goto(f"{api}/p/acme/shop")
+    stage = page.locator('[data-branch="feature"]').get_by_label("Move to")
+    stage.focus()
+    stage.select_option("staging")
+    page.keyboard.press("Tab")
+    expect(page.locator('[data-branch="feature"]').get_by_role("button", name="Move")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator('[data-lane="staging"] [data-branch="feature"]')).to_be_visible()
+
+
+def test_a_viewer_sees_no_rebuild_button(api, people, runner, page, shoot):
+    run_id = trigger(api, people["alice"], "feature")
+    sign_in(page, api, "alice@acme.test")
+    page.goto(f"{api}/p/acme/shop/b/feature")
+    row = page.locator(f'[data-run="{run_id}"]')
+    expect(row).to_have_attribute("data-status", re.compile("succeeded|failed"), timeout=TIMEOUT)
+    expect(row.get_by_role("button", name="Rebuild")).to_be_visible()
+
+    page.context.clear_cookies()
+    sign_in(page, api, "bob@acme.test")
+    page.goto(f"{api}/p/acme/shop/b/feature")
+    expect(page.locator(f'[data-run="{run_id}"]')).to_be_visible()
+    expect(page.get_by_role("button", name="Rebuild")).to_have_count(0)
+    expect(page.get_by_role("button", name="Build now")).to_have_count(0)
+    look(page, shoot, "builds-viewer")
+
+
+def test_a_stranger_gets_the_not_found_page(api, people, page, shoot):
+    sign_in(page, api, "eve@evil.test")
+    for path in ("/p/acme/shop", "/p/acme/shop/b/main", "/p/acme/shop/settings"):
+        answer = page.goto(f"{api}{path}")
+        assert answer.status == 404
+        expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+        expect(page.locator("main")).not_to_contain_text("Acme")
+    look(page, shoot, "not-found")
