@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import expect
 
-from conftest import PASSWORD
+from conftest import PASSWORD, owner_conn
 from helpers import SERVICE, as_, call
 from odooops.hooks.verify import signed_headers
 from odooops.managers.queue import Queue
@@ -91,7 +91,6 @@ def test_queue_refreshes_as_a_fragment_for_htmx(console, api, tenants):
 
 
 def test_stale_workers_are_marked(console, settings, owner_db):
-    from conftest import owner_conn
     wid = call(settings, lambda db: Queue(db, SERVICE).register_worker("old-host", 7, "1", 2, None))["id"]
     with owner_conn(owner_db) as conn:
         conn.execute("update ops.workers set heartbeat_at = now() - interval '5 minutes' where id = %s", (wid,))

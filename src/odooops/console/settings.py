@@ -22,7 +22,6 @@ from odooops.managers.tokens import Tokens
 
 router = APIRouter(include_in_schema=False)
 router.include_router(project_settings.router)
-ADMIN_ROLES = {"admin", "owner"}
 # the scope choices of the form: `write` implies `read`, as the API says
 SCOPE_CHOICES = {"read": ["read"], "write": ["read", "write"]}
 
