@@ -53,7 +53,16 @@ def member_id(api: str, token: str, email: str) -> str:
 # The queue page
 
 
-def test_queue_shows_why_runs_wait_and_the_workers(console, api, tenants, settings):
+def fork_pull_request(owner_db: str) -> int:
+    """A build of a fork's pull request on acme/shop, waiting for an admin (as a webhook queues it)."""
+    with owner_conn(owner_db) as conn:
+        return conn.execute(
+            "select (ops.enqueue_build(b.id, %s, 'pull_request', 'refs/pull/7/head', 7, '{}', false)).id"
+            " from ops.branches b join ops.projects p on p.id = b.project_id"
+            " where p.slug = 'shop' and b.name = 'main'", ("2" * 40,)).fetchone()["id"]
+
+
+def test_queue_shows_why_runs_wait_and_the_workers(console, api, tenants, settings, owner_db):
     alice, eve = console("alice"), console("eve")
     empty = alice.get("/queue")
     assert empty.status_code == 200 and 'aria-current="page"' in empty.text
@@ -64,6 +73,9 @@ def test_queue_shows_why_runs_wait_and_the_workers(console, api, tenants, settin
     row = re.search(rf'<tr data-run="{run}">.*?</tr>', page.text, re.S)[0]
     assert f'href="/runs/{run}"' in row and 'href="/p/acme/shop"' in row and "feature" in row
     assert "no worker is running: start one with `odooops runner`" in row
+    forked = fork_pull_request(owner_db)
+    waiting = re.search(rf'<tr data-run="{forked}">.*?</tr>', alice.get("/queue").text, re.S)[0]
+    assert "Needs approval" in waiting and "waits for an admin to authorize it (pull request from a fork)" in waiting
 
     call(settings, lambda db: Queue(db, SERVICE).register_worker("build-host-1", 4242, "9.9.9", 3, None))
     reason = next(r["reason"] for r in httpx.get(f"{api}/api/v1/queue", headers=as_(tenants["alice"])).json()
