@@ -20,16 +20,18 @@ Host = Literal["github", "gitlab", "gitea"]
 MAX_BODY = 25 * 1024 * 1024  # GitHub's own cap on a payload
 
 
-def _secret(request: Request, hook: dict) -> str:
+def secret_of(request: Request, hook: dict) -> str:
+    """The hook's secret: derived from the server's key and the hook's salt, never stored."""
     return hook_secret(request.app.state.secret_key.reveal(), hook["id"], hook["salt"])
 
 
-def _described(request: Request, hook: dict, secret: str | None = None) -> dict:
+def described(request: Request, hook: dict, secret: str | None = None) -> dict:
+    """The hook as its admins see it: the URL each git host posts to (this
+    server's address as the request reached it) and, once, its secret."""
     urls = {host: str(request.url_for("receive_delivery", host=host, hook_id=hook["id"]))
             for host in ("github", "gitlab", "gitea")}
-    described = {"hook_id": hook["id"], "created_at": hook["created_at"], "rotated_at": hook["rotated_at"],
-                 "urls": urls}
-    return described if secret is None else {**described, "secret": secret}
+    shown = {"hook_id": hook["id"], "created_at": hook["created_at"], "rotated_at": hook["rotated_at"], "urls": urls}
+    return shown if secret is None else {**shown, "secret": secret}
 
 
 @router.post("/projects/{org}/{project}/hook", status_code=201)
@@ -38,13 +40,13 @@ async def rotate_hook(org: str, project: str, request: Request, db: Db,
     """Create the project's webhook, or give it a new secret. The secret is
     shown in this answer only; put it and the URL of your host in its settings."""
     hook = await Hooks(db, who).rotate(f"{org}/{project}")
-    return _described(request, hook, _secret(request, hook))
+    return described(request, hook, secret_of(request, hook))
 
 
 @router.get("/projects/{org}/{project}/hook")
 async def get_hook(org: str, project: str, request: Request, db: Db,
                    who: Reader) -> dict:
-    return _described(request, await Hooks(db, who).get(f"{org}/{project}"))
+    return described(request, await Hooks(db, who).get(f"{org}/{project}"))
 
 
 @router.get("/projects/{org}/{project}/deliveries")
@@ -64,7 +66,7 @@ async def receive_delivery(host: Host, hook_id: UUID, request: Request, db: Db) 
     hook = await hooks.find(hook_id)
     if hook is None:
         raise NotFound("no such webhook: create one with POST /api/v1/projects/{org}/{project}/hook")
-    verify(host, request.headers, body, _secret(request, hook))
+    verify(host, request.headers, body, secret_of(request, hook))
     event = event_name(host, request.headers)
     if not event:
         raise InvalidInput(f"the delivery does not say which {host} event it is")

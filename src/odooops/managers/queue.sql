@@ -44,7 +44,9 @@ select pg_notify('ops_runs', 'batch');
 select * from ops.queue();
 
 -- name: workers
-select w.*, (select count(*) from ops.runs r where r.worker_id = w.id and r.status in ('claimed', 'running')) as busy
+-- alive: heard from within the 30 s after which ops.queue() says no worker is running
+select w.*, (select count(*) from ops.runs r where r.worker_id = w.id and r.status in ('claimed', 'running')) as busy,
+       w.heartbeat_at > now() - interval '30 seconds' as alive
   from ops.workers w order by w.started_at;
 
 -- name: authorize
