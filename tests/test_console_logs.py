@@ -106,7 +106,8 @@ def test_viewer_reads_without_buttons_owner_gets_them_stranger_gets_nothing(cons
                                                                              failed_build):
     alice, bob, eve = console("alice"), console("bob"), console("eve")
     mine = alice.get(f"/runs/{failed_build}").text
-    assert re.search(r'<form method="post" action="/runs/\d+/rebuild" class="inline" id="rebuild-form">', mine)
+    assert re.search(r'<form method="post" action="/runs/\d+/rebuild" class="inline" id="rebuild-form">\s*'
+                     r'<input type="hidden" name="csrf_token" value="%s">' % alice.csrf, mine)
     assert re.search(r'id="cancel-form" hidden>', mine) and 'name="next" value="/runs/%d"' % failed_build in mine
     running = queue_build(api, tenants)
     move(owner_db, running, "claimed", "running")

@@ -14,6 +14,8 @@
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
   const LEVELS = ["debug", "info", "warning", "error", "critical"];
   const KEEP_LINES = 20000;  // past this, the oldest lines leave the page (the download has them)
+  const TRIM_BATCH = 2000;
+  let lineCount = log.querySelectorAll(".line").length;
   let live = log.dataset.live === "true";
   let following = false;
 
@@ -82,8 +84,10 @@
   }
 
   function part(summary, name) {
-    return summary.querySelector("." + name) || summary.appendChild(Object.assign(
-      document.createElement("span"), { className: name }));
+    const found = summary.querySelector("." + name);
+    if (found) return found;
+    summary.append(" ");  // words apart for screen readers and copying, as in the page's own summaries
+    return summary.appendChild(Object.assign(document.createElement("span"), { className: name }));
   }
 
   $("log-fold").addEventListener("click", () => log.querySelectorAll("details.phase").forEach((d) => { d.open = false; }));
@@ -235,6 +239,7 @@
       const line = template.content.firstElementChild;
       if (!line || document.getElementById(line.id)) continue;  // a reconnect may resend a line
       linesOf(phase).appendChild(line);
+      lineCount++;
       if (term) hits.push(...mark(line));
       if ("#" + line.id === window.location.hash) wanted = true;
     }
@@ -244,17 +249,24 @@
     else if (following) log.scrollTop = log.scrollHeight;
   }
 
+  // a page that follows a huge log for hours must not grow without end
   function trim() {
+    if (lineCount <= KEEP_LINES + TRIM_BATCH) return;
     const lines = log.querySelectorAll(".line");
     for (let i = 0; i < lines.length - KEEP_LINES; i++) {
       const section = lines[i].closest("details");
       lines[i].remove();
-      if (section && !section.querySelector(".line") && !section.classList.contains("skipped")) section.remove();
+      if (section && !section.querySelector(".line")) section.remove();
     }
-    if (lines.length > KEEP_LINES) $("log-trimmed") || log.before(Object.assign(document.createElement("p"), {
-      id: "log-trimmed", className: "notice",
-      textContent: `Only the last ${KEEP_LINES.toLocaleString()} lines stay on this page: download the full log for the rest.`,
-    }));
+    lineCount = Math.min(lines.length, KEEP_LINES);
+    if (term) {  // hits in lines gone are gone; the reader stays where they are
+      const at = hits[current];
+      hits = hits.filter((hit) => hit.isConnected);
+      current = at && at.isConnected ? hits.indexOf(at) : -1;
+      tell();
+    }
+    const note = $("log-trimmed");
+    if (note) note.hidden = false;
   }
 
   function status(s) {
