@@ -218,9 +218,11 @@ def test_a_real_build_streams_live_until_it_succeeds(console, api, tenants, sett
 @pytest.mark.parametrize("text,html", [
     ("plain & <b>", "plain &amp; &lt;b&gt;"),
     ("\x1b[31mred\x1b[0m done", '<span class="ansi-31">red</span> done'),
-    ("\x1b[1;32mok\x1b[22m still green\x1b[39m", '<span class="ansi-1 ansi-32">ok</span><span class="ansi-32"> still green</span>'),
+    ("\x1b[1;32mok\x1b[22m still green\x1b[39m",
+     '<span class="ansi-1 ansi-32">ok</span><span class="ansi-32"> still green</span>'),
     ("\x1b[2;3;4mx\x1b[23;24my", '<span class="ansi-2 ansi-3 ansi-4">x</span><span class="ansi-2">y</span>'),
-    ("\x1b[97;104mhi\x1b[49mthere\x1b[m.", '<span class="ansi-97 ansi-104">hi</span><span class="ansi-97">there</span>.'),
+    ("\x1b[97;104mhi\x1b[49mthere\x1b[m.",
+     '<span class="ansi-97 ansi-104">hi</span><span class="ansi-97">there</span>.'),
     ("\x1b[41m\x1b[30mbg\x1b[0m", '<span class="ansi-30 ansi-41">bg</span>'),
     ("\x1b[38;5;31mindexed\x1b[0m", "indexed"),                 # 256 colours: not mapped, 31 is no red here
     ("\x1b[38;2;255;0;0;1mrgb", '<span class="ansi-1">rgb</span>'),
