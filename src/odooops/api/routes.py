@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -13,6 +12,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from odooops.api.deps import ERRORS, Db, Reader, Writer
+from odooops.api.follow import FINAL, follow
 from odooops.errors import NotFound
 from odooops.managers.branches import Branches
 from odooops.managers.events import Events
@@ -211,10 +211,6 @@ async def run_logs(run_id: RunId, db: Db, who: Reader, after_seq: Annotated[int,
     return await Runs(db, who).logs(run_id, after_seq, limit)
 
 
-FINAL = {"succeeded", "failed", "canceled", "superseded"}
-SSE_POLL_SECONDS = 0.2
-
-
 @router.get("/runs/{run_id}/logs/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def stream_logs(run_id: RunId, request: Request, db: Db, who: Reader,
@@ -227,18 +223,13 @@ async def stream_logs(run_id: RunId, request: Request, db: Db, who: Reader,
 
     async def events():
         after = last_event_id if last_event_id is not None else after_seq
-        while not await request.is_disconnected():
-            run = await runs.get(run_id)
-            while lines := await runs.logs(run_id, after, 1000):
-                for e in lines:
-                    data = json.dumps({"seq": e["seq"], "ts": e["ts"].isoformat(), "level": e["level"],
-                                       "phase": e["phase"], "stream": e["stream"], "message": e["message"]})
-                    yield f"id: {e['seq']}\nevent: line\ndata: {data}\n\n"
-                after = lines[-1]["seq"]
-            if run["status"] in FINAL:
+        async for run, lines in follow(runs, run_id, after, request.is_disconnected):
+            for e in lines:
+                data = json.dumps({"seq": e["seq"], "ts": e["ts"].isoformat(), "level": e["level"],
+                                   "phase": e["phase"], "stream": e["stream"], "message": e["message"]})
+                yield f"id: {e['seq']}\nevent: line\ndata: {data}\n\n"
+            if not lines and run["status"] in FINAL:
                 yield f"event: end\ndata: {json.dumps({'status': run['status'], 'result': run['result']})}\n\n"
-                return
-            await asyncio.sleep(SSE_POLL_SECONDS)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

@@ -1,7 +1,149 @@
-"""The console's logs pages."""
+"""A build's log page: the log as it stands, server-rendered and readable
+without JavaScript; its live tail as Server-Sent Events of rendered lines;
+and the whole log as a text download."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import time
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from odooops.api.follow import FINAL, follow
+from odooops.api.routes import RunId
+from odooops.console import ansi
+from odooops.console.render import duration, page, run_seconds, templates
+from odooops.console.session import Seen
+from odooops.managers.projects import Projects
+from odooops.managers.runs import Runs
 
 router = APIRouter(include_in_schema=False)
+
+PAGE_LINES = 5000  # a page with more lines than this is slow to open; the download has them all
+TEXT_PAGE = 5000
+CAN_CHANGE = {"developer", "admin", "owner"}  # who may cancel and rebuild, as the database rules say
+Level = Literal["debug", "info", "warning", "error"]
+STATUS_EVERY = 1.0  # seconds between status events while lines stream in
+TICK_EVERY = 5.0    # ... and while the run is quiet, so its duration keeps counting
+KEEPALIVE = 15.0    # a comment now and then, so proxies keep a quiet stream open
+
+
+def clock(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).strftime("%H:%M:%S")
+
+
+templates.env.filters.update(ansi=ansi.to_html, clock=clock)
+
+
+def parts():
+    """The macros of one line and one phase, for pages and events alike."""
+    return templates.env.get_template("log_parts.html").module
+
+
+def sections(lines: list[dict], phases: list[dict]) -> list[dict]:
+    """Lines in runs of the same phase, each run with its phase's summary
+    (lines outside any phase are the runner's own)."""
+    by_name = {p["name"]: p for p in phases}
+    out: list[dict] = []
+    for line in lines:
+        name = line["phase"] or ""
+        if not out or out[-1]["name"] != name:
+            out.append({"name": name, "phase": by_name.get(name), "lines": []})
+        out[-1]["lines"].append(line)
+    return out
+
+
+def status_of(run: dict, phases: list[dict]) -> dict:
+    """What the page's header and phase summaries show, for a status event."""
+    return {"status": run["status"], "finished": run["status"] in FINAL,
+            "badge": str(templates.env.get_template("macros.html").module.status(run["status"])),
+            "duration": duration(run_seconds(run)),
+            "phases": [{"name": p["name"], "status": p["status"], "duration": duration(p.get("seconds")),
+                        "lines": p.get("lines")} for p in phases]}
+
+
+@router.get("/runs/{run_id}")
+async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "debug") -> Response:
+    db = request.app.state.db
+    runs = Runs(db, who.actor)
+    run = await runs.get(run_id)
+    place = await runs.place(run_id)
+    role = (await Projects(db, who.actor).seen(place["project_ref"]))["my_role"]
+    phases = await runs.phases(run_id)
+    lines = await runs.tail(run_id, PAGE_LINES + 1)
+    cut = len(lines) > PAGE_LINES
+    lines = lines[-PAGE_LINES:]
+    return page(request, "log.html", run=run, place=place, sections=sections(lines, phases), level=level, cut=cut,
+                skipped=[p for p in phases if p["status"] == "skipped"], page_lines=PAGE_LINES,
+                last_seq=lines[-1]["seq"] if lines else 0, finished=run["status"] in FINAL,
+                can_change=role in CAN_CHANGE)
+
+
+@router.get("/runs/{run_id}/live")
+async def live(run_id: RunId, request: Request, who: Seen, after: Annotated[int, Query(ge=0)] = 0,
+               last_event_id: Annotated[int | None, Header(ge=0)] = None) -> StreamingResponse:
+    """New lines as `line` events (id: seq; data: the phase and the line's
+    HTML), the run's status as `status` events when it changes, and `end`
+    when the run is finished. A reconnecting browser resumes after its
+    Last-Event-ID; a fresh one after the last line its page showed."""
+    runs = Runs(request.app.state.db, who.actor)
+    await runs.get(run_id)  # 404 before the stream starts, not inside it
+    start = last_event_id if last_event_id is not None else after
+    return StreamingResponse(_live_events(runs, run_id, start, request), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _event(kind: str, data: dict, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data)}\n\n"
+
+
+async def _live_events(runs: Runs, run_id: int, after: int, request: Request):
+    line = parts().line
+    told, told_at, sent_at, fresh = None, 0.0, time.monotonic(), False
+    async for run, lines in follow(runs, run_id, after, request.is_disconnected):
+        for e in lines:
+            yield _event("line", {"phase": e["phase"] or "", "html": str(line(e))}, e["seq"])
+        if lines:
+            fresh, sent_at = True, time.monotonic()
+            continue
+        # the end of a poll: say how the run stands, if that may have changed
+        now, finished = time.monotonic(), run["status"] in FINAL
+        changed = told is None or told["status"] != run["status"]
+        if finished or changed or (fresh and now - told_at >= STATUS_EVERY) or now - told_at >= TICK_EVERY:
+            status = status_of(run, await runs.phases(run_id))
+            if status != told:
+                yield _event("status", status)
+                sent_at = now
+            told, told_at, fresh = status, now, False
+        if finished:
+            yield _event("end", {"status": run["status"], "result": run["result"], "badge": told["badge"]})
+        elif now - sent_at >= KEEPALIVE:
+            yield ": keepalive\n\n"
+            sent_at = now
+
+
+@router.get("/runs/{run_id}/log.txt")
+async def download(run_id: RunId, request: Request, who: Seen) -> StreamingResponse:
+    """The whole log as plain text, a page of lines at a time: one line per
+    event with its time, level and phase, and terminal colours taken out."""
+    runs = Runs(request.app.state.db, who.actor)
+    await runs.get(run_id)
+
+    async def text():
+        after = 0
+        while lines := await runs.logs(run_id, after, TEXT_PAGE):
+            yield "".join(map(text_line, lines))
+            after = lines[-1]["seq"]
+
+    return StreamingResponse(text(), media_type="text/plain; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="build-{run_id}.log"', "Cache-Control": "no-store"})
+
+
+def text_line(e: dict) -> str:
+    ts = e["ts"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    message = ansi.strip(e["message"]).replace("\n", "\n\t")  # a line that has lines stays one event
+    return f"{ts} {e['level'].upper():<8} [{e['phase'] or '-'}] {message}\n"

@@ -65,6 +65,10 @@ class Runs(Manager):
             raise NotFound(f"run {run_id} not found")
         return found
 
+    async def tail(self, run_id: int, limit: int) -> list[dict]:
+        """The last `limit` lines of the run's log, oldest first."""
+        return await self.all(Q["tail"], {"run_id": run_id, "limit": limit})
+
     async def logs(self, run_id: int, after_seq: int = 0, limit: int = 1000) -> list[dict]:
         await self.get(run_id)  # unknown and hidden runs say so instead of showing an empty log
         return await self.all(Q["logs"], {"run_id": run_id, "after_seq": after_seq, "limit": limit})

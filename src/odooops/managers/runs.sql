@@ -39,3 +39,7 @@ select r.id, r.kind, o.slug || '/' || p.slug as project_ref, b.name as branch
   from ops.runs r join ops.projects p on p.id = r.project_id join ops.orgs o on o.id = p.org_id
   left join ops.branches b on b.id = r.branch_id
  where r.id = %(run_id)s;
+
+-- name: tail
+select * from (select * from ops.run_events where run_id = %(run_id)s order by seq desc limit %(limit)s) last
+ order by seq;
