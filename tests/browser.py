@@ -24,6 +24,7 @@ Playwright call waits.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -34,8 +35,11 @@ from pathlib import Path
 import greenlet
 import pytest
 from playwright._impl import _sync_base
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from helpers import PASSWORD
+
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
 
@@ -171,3 +175,30 @@ def shoot(screenshots: Path) -> Callable[[Page, str], tuple[Path, Path]]:
         return paths[0], paths[1]
 
     return shoot
+
+
+# --- what the console's browser tests share
+
+
+def accessible(page: Page) -> None:
+    """No axe-core violation of WCAG 2 A/AA on the page, light and dark."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+        # colours fade for 0.2 s when the scheme changes: judge the final ones
+        page.add_style_tag(content="*, *::before, *::after { transition: none !important; }")
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        found = page.evaluate("""async () => (await axe.run(document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})).violations
+            .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                        nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ': ' + n.failureSummary)}))""")
+        assert not found, f"{page.url} ({scheme}):\n" + json.dumps(found, indent=1)
+    page.emulate_media(color_scheme="light")
+
+
+def sign_in(page: Page, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()

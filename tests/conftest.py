@@ -21,7 +21,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from helpers import SERVICE, call, make_repo, recipe
+from helpers import PASSWORD, SERVICE, call, make_repo, recipe
 from odooops import runtime
 from odooops.db import Actor, embedded, migrate
 from odooops.managers.branches import Branches
@@ -233,8 +233,6 @@ def tenants(settings, tmp_path):
 
     return call(settings, work)
 
-
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture

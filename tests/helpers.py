@@ -25,6 +25,7 @@ def call(settings: Settings, work):
 
 
 SERVICE = Actor.service()
+PASSWORD = "correct horse battery"  # every test person's, where they sign in
 
 
 def git(repo: Path, *args: str) -> str:

@@ -6,36 +6,21 @@ in the light and the dark scheme."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from browser import accessible, sign_in
 from conftest import APP_PASSWORD, PASSWORD, free_port
 from helpers import make_repo, recipe
 
-AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 TIMEOUT = 60_000  # ms: a build on a busy 2-core machine
-
-
-def accessible(page: Page) -> None:
-    """No axe-core violation of WCAG 2 A/AA on the page, light and dark."""
-    for scheme in ("light", "dark"):
-        page.emulate_media(color_scheme=scheme)
-        if not page.evaluate("typeof axe !== 'undefined'"):
-            page.add_script_tag(path=str(AXE))
-        found = page.evaluate("""async () => (await axe.run(document, {
-            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})).violations
-            .map(v => ({id: v.id, impact: v.impact, help: v.help,
-                        nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ': ' + n.failureSummary)}))""")
-        assert not found, f"{page.url} ({scheme}):\n" + json.dumps(found, indent=1)
-    page.emulate_media(color_scheme="light")
 
 
 def look(page: Page, shoot, name: str) -> None:
@@ -44,20 +29,18 @@ def look(page: Page, shoot, name: str) -> None:
     accessible(page)
 
 
-def sign_in(page: Page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
-
-
-def control_plane_env(settings, port: int) -> dict:
+def control_plane_env(settings, **more: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
     env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_PORT": str(port), "ODOOOPS_POLL_SECONDS": "0.5",
-                "COLUMNS": "200"})
+                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_POLL_SECONDS": "0.5", "COLUMNS": "200", **more})
     return env
+
+
+def answers(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 @pytest.fixture
@@ -67,14 +50,15 @@ def control_plane(settings, tmp_path):
     port = free_port()
     log = tmp_path / "up.log"
     with log.open("w") as output:
-        up = subprocess.Popen([sys.executable, "-m", "odooops", "up"], env=control_plane_env(settings, port),
+        up = subprocess.Popen([sys.executable, "-m", "odooops", "up"], env=control_plane_env(settings, ODOOOPS_PORT=str(port)),
                               stdout=output, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
-        while "Press Ctrl-C" not in log.read_text():
+        base = f"http://127.0.0.1:{port}"
+        while not ("Press Ctrl-C" in log.read_text() and answers(base)):
             assert up.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}", log.read_text()
+        yield base, log.read_text()
     finally:
         up.terminate()
         up.wait(timeout=60)
@@ -83,8 +67,9 @@ def control_plane(settings, tmp_path):
 @pytest.fixture
 def runner(settings):
     """A runner on this test's database, for tests that serve with `api`."""
-    proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner"], env=control_plane_env(settings, 0),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with (settings.data_dir.parent / "runner.log").open("w") as output:
+        proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner"], env=control_plane_env(settings),
+                                stdout=output, stderr=subprocess.STDOUT)
     yield proc
     proc.terminate()
     proc.wait(timeout=60)
@@ -138,8 +123,6 @@ def test_new_user_sets_up_creates_a_project_builds_and_watches_it_live(control_p
 
 
 def trigger(api: str, token: str, branch: str) -> int:
-    import httpx
-
     answer = httpx.post(f"{api}/api/v1/projects/acme/shop/branches/{branch}/builds",
                         headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 201, answer.text
@@ -148,8 +131,7 @@ def trigger(api: str, token: str, branch: str) -> int:
 
 def test_cancel_a_running_build(api, people, runner, page, shoot, settings):
     slow = make_repo(settings.data_dir.parent / "slow", {".odooops.toml": recipe(
-        {"name": "forever", "command": "echo started; sleep 120"})})
-    import httpx
+        {"name": "forever", "command": "echo started; sleep 120"})}, branches=("feature",))
 
     assert httpx.patch(f"{api}/api/v1/projects/acme/shop", json={"repo_url": str(slow)},
                        headers={"Authorization": f"Bearer {people['alice']}"}).status_code == 200

@@ -11,18 +11,17 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from pathlib import Path
 
 import httpx
 from playwright.sync_api import expect
 
-from conftest import PASSWORD, owner_conn
+from browser import accessible, sign_in
+from conftest import owner_conn
 from helpers import SERVICE, as_, call
 from odooops.hooks.verify import signed_headers
 from odooops.managers.queue import Queue
 
 LAST_OWNER = "an org must keep at least one owner"
-AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 
 
 def once(page: httpx.Response) -> str:
@@ -309,22 +308,8 @@ def test_ingest_token_shown_once_accepted_then_revoked(console, api, tenants):
 # In a browser: the forms as a person sends them, the copy button, the live queue
 
 
-def sign_in(page, api: str, who: str = "alice") -> None:
-    page.goto(f"{api}/login")
-    page.fill("input[name=email]", f"{who}@acme.test")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Projects")
-
-
-def axe_violations(page) -> list:
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate("axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']}).then(r => r.violations)")
-    return [(v["id"], [n["target"] for n in v["nodes"]]) for v in found]
-
-
 def test_browser_token_form_copy_button_and_revoke(page, api, people, shoot):
-    sign_in(page, api)
+    sign_in(page, api, "alice@acme.test")
     page.goto(f"{api}/settings")
     page.fill("#f-token-name", "laptop")
     page.select_option("#f-token-scopes", "write")
@@ -334,7 +319,7 @@ def test_browser_token_form_copy_button_and_revoke(page, api, people, shoot):
     copy = page.locator(".secret-once button[data-copy]")
     expect(copy).to_be_visible()  # JavaScript shows it where the clipboard is available
     assert httpx.get(f"{api}/api/v1/me", headers=as_(secret.inner_text())).status_code == 200
-    assert axe_violations(page) == []
+    accessible(page)
     shoot(page, "settings-token-once")
     # the confirmation, answered yes (a dialog handler would run inside Playwright's loop)
     page.evaluate("window.confirm = (m) => { sessionStorage.asked = m; return true; }")
@@ -345,12 +330,12 @@ def test_browser_token_form_copy_button_and_revoke(page, api, people, shoot):
 
 
 def test_browser_members_and_project_settings(page, api, people, shoot):
-    sign_in(page, api)
+    sign_in(page, api, "alice@acme.test")
     page.goto(f"{api}/settings")
     page.fill("#f-email-acme", "dan@acme.test")
     page.click("#members-acme button:has-text('Add member')")
     expect(page.locator("#members-acme tr[data-member='dan@acme.test']")).to_be_visible()
-    assert axe_violations(page) == []
+    accessible(page)
     shoot(page, "settings-members")
     page.goto(f"{api}/p/acme/shop/settings")
     page.click("#webhook button:has-text('Create secret')")
@@ -359,12 +344,12 @@ def test_browser_members_and_project_settings(page, api, people, shoot):
     page.click("button:has-text('Create ingest token')")
     expect(page.locator("#ingest .secret-once .secret-value")).to_have_text(re.compile(r"^oit_"))
     assert page.locator("#webhook .secret-once").count() == 0  # the webhook secret went with its answer
-    assert axe_violations(page) == []
+    accessible(page)
     shoot(page, "project-settings")
 
 
 def test_browser_queue_refreshes_itself(page, api, people, tenants, settings, shoot):
-    sign_in(page, api)
+    sign_in(page, api, "alice@acme.test")
     page.goto(f"{api}/queue")
     expect(page.locator("#workers")).to_contain_text("No worker is running")
     call(settings, lambda db: Queue(db, SERVICE).register_worker("live-host", 99, "1.0", 2, None))
@@ -373,5 +358,5 @@ def test_browser_queue_refreshes_itself(page, api, people, tenants, settings, sh
     # no reload: htmx brings them in
     expect(page.locator(f"tr[data-run='{run}']")).to_be_visible(timeout=8000)
     expect(page.locator("#workers")).to_contain_text("live-host")
-    assert axe_violations(page) == []
+    accessible(page)
     shoot(page, "queue")
