@@ -26,6 +26,9 @@ from odooops.managers.runs import Runs
 router = APIRouter(include_in_schema=False)
 
 TITLES = {"production": "Production", "staging": "Staging", "development": "Development"}
+# where a card may go, the likeliest first; the database decides what is allowed
+MOVES = {"development": ("staging", "production"), "staging": ("production", "development"),
+         "production": ("staging", "development")}
 ADMINS = {"admin", "owner"}  # the roles policy admin_update on ops.branches lets change a stage (0003_security.sql)
 LIVE_TICK_SECONDS = 1.0
 LIVE_MAX_SECONDS = 300  # then the browser reconnects, and the session is checked again
@@ -42,11 +45,13 @@ def lanes_html(who: Visitor, ref: str, project: dict, rows: list[dict]) -> Marku
     lanes = [(stage, TITLES[stage], [b for b in rows if b["stage"] == stage]) for stage in STAGES]
     return Markup(templates.get_template("_lanes.html").render(
         visitor=who, base=f"/p/{ref}", lanes=lanes, role=project["my_role"], may_move=project["my_role"] in ADMINS,
-        may_build=may_build, stages=[(s, TITLES[s]) for s in STAGES]))
+        may_build=may_build, moves=MOVES, titles=TITLES))
 
 
-def digest(html: str) -> str:
-    return hashlib.blake2b(html.encode(), digest_size=8).hexdigest()
+def signature(rows: list[dict]) -> str:
+    """What the lanes show, and the minute: relative times ("3 min ago") are
+    refreshed once a minute even when nothing else changes."""
+    return hashlib.blake2b(repr((rows, int(time.time() // 60))).encode(), digest_size=8).hexdigest()
 
 
 async def _seen(request: Request, who: Visitor, ref: str) -> tuple[dict, list[dict]]:
@@ -58,11 +63,10 @@ async def _seen(request: Request, who: Visitor, ref: str) -> tuple[dict, list[di
 async def _page(request: Request, who: Visitor, ref: str, status: int = 200, refused: str = "",
                 moved: str = "") -> Response:
     project, rows = await _seen(request, who, ref)
-    lanes = lanes_html(who, ref, project, rows)
     moved_to = next((TITLES[b["stage"]] for b in rows if b["name"] == moved), None) if moved else None
-    return page(request, "branches.html", status=status, project=project, ref=ref, lanes=lanes,
-                since=digest(lanes), refused=refused, moved=moved, moved_to=moved_to,
-                is_admin=project["my_role"] in ADMINS)
+    return page(request, "branches.html", status=status, project=project, ref=ref,
+                lanes=lanes_html(who, ref, project, rows), since=signature(rows), is_admin=project["my_role"] in ADMINS,
+                refused=refused, moved=moved, moved_to=moved_to)
 
 
 async def _fragment(request: Request, who: Visitor, ref: str, notice: str) -> Response:
@@ -113,8 +117,9 @@ async def build_now(request: Request, org: str, project: str, who: Seen) -> Resp
 @router.get("/p/{org}/{project}/live", response_class=StreamingResponse)
 async def live(request: Request, org: str, project: str, who: Seen, since: str = "") -> Response:
     """The lanes as Server-Sent Events: an `event: lanes` with the whole
-    fragment whenever it differs from what the page last showed (`since`,
-    the digest of its lanes). One query a second per viewer."""
+    fragment whenever they differ from what the page last showed (`since`,
+    the signature it was rendered with). One query a second per viewer;
+    rendering only when something changed."""
     ref = f"{org}/{project}"
     found, _ = await _seen(request, who, ref)  # 404 before the stream starts, not inside it
     branches = Branches(request.app.state.db, who.actor)
@@ -124,11 +129,12 @@ async def live(request: Request, org: str, project: str, who: Seen, since: str =
         yield "retry: 2000\n\n"
         while time.monotonic() < ends and not await request.is_disconnected():
             try:
-                html = lanes_html(who, ref, found, await branches.of_project(found["id"]))
+                rows = await branches.of_project(found["id"])
             except OpsError:  # the session or the membership ended: the reconnect will say so
                 return
-            if digest(html) != shown:
-                shown = digest(html)
+            if signature(rows) != shown:
+                shown = signature(rows)
+                html = lanes_html(who, ref, found, rows)
                 yield "event: lanes\n" + "".join(f"data: {line}\n" for line in html.splitlines()) + "\n"
             await asyncio.sleep(LIVE_TICK_SECONDS)
 
