@@ -15,21 +15,11 @@
   const titled = (stage) => stage.charAt(0).toUpperCase() + stage.slice(1);
   const busy = () => dragged !== null || Boolean(document.activeElement && document.activeElement.matches("#lanes select"));
 
-  function swapLanes(html) {
-    pending = null;
-    if (window.htmx) htmx.swap(lanes, html, { swapStyle: "innerHTML" });
-    else lanes.innerHTML = html;
-  }
-
   function applyPending() {
-    if (pending !== null && !busy()) swapLanes(pending);
-  }
-
-  // the refusal's own words, from an error page or an alert in the answer
-  function reason(html, status) {
-    const doc = new DOMParser().parseFromString(html, "text/html");
-    const text = doc.querySelector(".error-page p, [role=alert]");
-    return text ? text.textContent.trim() : "The server refused (" + status + ").";
+    if (pending === null || busy()) return;
+    const html = pending;
+    pending = null;
+    htmx.swap(lanes, html, { swapStyle: "innerHTML" });
   }
 
   function showNotice(detail) {
@@ -92,26 +82,15 @@
 
   lanes.addEventListener("dragend", () => { endDrag(); applyPending(); });
 
-  async function move(branch, stage, lane) {
+  // The same request as the "Move to" form: htmx sends the CSRF token (from
+  // <body hx-headers>) and HX-Request, swaps in the lanes on success, and on a
+  // refusal app.js shows the database's reason in #flash; the card stays put.
+  function move(branch, stage, lane) {
     lane.classList.add("waiting");
-    try {
-      const answer = await fetch("/p/" + lanes.dataset.project + "/stage", {
-        method: "POST",
-        body: new URLSearchParams({ branch, stage }),
-        headers: { "X-CSRF-Token": csrfToken(), "HX-Request": "true" },
-        credentials: "same-origin",
-      });
-      if (answer.headers.get("HX-Redirect")) { window.location = answer.headers.get("HX-Redirect"); return; }
-      const text = await answer.text();
-      if (!answer.ok) { flash(reason(text, answer.status), "bad"); return; } // the card never left its lane
-      swapLanes(text);
-      const trigger = answer.headers.get("HX-Trigger");
-      if (trigger) showNotice(JSON.parse(trigger)["lanes-notice"]);
-    } catch (error) {
-      flash("The server could not be reached, so " + branch + " was not moved.", "bad");
-    } finally {
-      lane.classList.remove("waiting");
-    }
+    htmx.ajax("POST", "/p/" + lanes.dataset.project + "/stage",
+              { source: lanes, target: lanes, swap: "innerHTML", values: { branch, stage } })
+      .catch(() => flash("The server could not be reached, so " + branch + " was not moved.", "bad"))
+      .finally(() => lane.classList.remove("waiting"));
   }
 
   // ---- notices and live updates --------------------------------------------
@@ -140,6 +119,7 @@
   let known = snapshot();
   lanes.addEventListener("htmx:afterSwap", (event) => {
     if (event.target !== lanes) return;
+    pending = null; // what was just swapped in is at least as new
     const now = snapshot();
     const news = [];
     now.forEach((card, name) => {
