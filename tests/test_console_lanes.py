@@ -152,6 +152,10 @@ def test_build_now_queues_a_run_and_shows_it(console, api, tenants):
     assert run["status"] == "queued" and run["trigger"] == "manual"
     feature = card(alice.get(PAGE).text, "feature")
     assert 'data-status="queued"' in feature and 'data-builds="1"' in feature
+    back = alice.post(f"{PAGE}/build", data={"csrf_token": alice.csrf, "branch": "main", "next": f"{PAGE}/b/main"})
+    assert back.status_code == 303 and back.headers["location"] == f"{PAGE}/b/main"  # where the form asked
+    assert alice.post(f"{PAGE}/build", data={"csrf_token": alice.csrf, "branch": "main", "next": "//evil.test"}
+                      ).headers["location"] == "/"
 
     by_htmx = alice.post(f"{PAGE}/build", data={"branch": "main"}, headers=HTMX | {"X-CSRF-Token": alice.csrf})
     assert by_htmx.status_code == 200 and "<html" not in by_htmx.text

@@ -100,18 +100,19 @@ async def move(request: Request, org: str, project: str, who: Seen) -> Response:
         return await _page(request, who, ref, status=exc.status, refused=exc.message)
     if _is_htmx(request):
         return await _fragment(request, who, ref, f"{branch} moved to {TITLES[stage]}.")
-    back = safe_next(values.get("next")) if values.get("next") else f"/p/{ref}?moved={quote(branch, safe='')}"
-    return RedirectResponse(back, status_code=303)
+    return RedirectResponse(safe_next(values.get("next") or f"/p/{ref}?moved={quote(branch, safe='')}"),
+                            status_code=303)
 
 
 @router.post("/p/{org}/{project}/build")
 async def build_now(request: Request, org: str, project: str, who: Seen) -> Response:
     ref = f"{org}/{project}"
-    branch = (await forms.fields(request)).get("branch", "")
+    values = await forms.fields(request)
+    branch = values.get("branch", "")
     run = await Runs(request.app.state.db, who.actor).trigger_build(ref, branch, None, "manual")
     if _is_htmx(request):
         return await _fragment(request, who, ref, f"Build #{run['id']} of {branch} is queued.")
-    return RedirectResponse(f"/runs/{run['id']}", status_code=303)
+    return RedirectResponse(safe_next(values.get("next") or f"/runs/{run['id']}"), status_code=303)
 
 
 @router.get("/p/{org}/{project}/live", response_class=StreamingResponse)
