@@ -251,6 +251,8 @@ def test_a_card_turns_healthy_live_when_a_runner_builds_it(console, settings, te
                 seen.append(re.search(r'data-status="(\w+)"', last)[1])
             assert set(seen) <= {"queued", "claimed", "running"}  # a quick build may finish within one tick
             assert ">Healthy<" in last
+            # the runner read the commit it built: its message and author are on the card
+            assert '<span class="message" title="first">first</span>' in last and '<span class="author">t</span>' in last
     finally:
         runner.terminate()
         runner.wait(timeout=30)
