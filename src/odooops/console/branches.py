@@ -1,7 +1,143 @@
-"""The console's branches pages."""
+"""Project → Branches: a project's branches in three lanes, Production |
+Staging | Development. A branch moves between lanes as the database's stage
+rules allow (its refusal is shown in its own words), a build starts with one
+click, and Server-Sent Events keep the cards live."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import hashlib
+import json
+import time
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from markupsafe import Markup
+
+from odooops.console import forms
+from odooops.console.render import error_page, page, templates
+from odooops.console.session import Seen, Visitor, safe_next
+from odooops.errors import Conflict, InvalidInput, OpsError
+from odooops.managers.branches import STAGES, Branches
+from odooops.managers.projects import Projects
+from odooops.managers.runs import Runs
 
 router = APIRouter(include_in_schema=False)
+
+TITLES = {"production": "Production", "staging": "Staging", "development": "Development"}
+# where a card may go, the likeliest first; the database decides what is allowed
+MOVES = {"development": ("staging", "production"), "staging": ("production", "development"),
+         "production": ("staging", "development")}
+ADMINS = {"admin", "owner"}  # the roles policy admin_update on ops.branches lets change a stage (0003_security.sql)
+LIVE_TICK_SECONDS = 1.0
+LIVE_MAX_SECONDS = 300  # then the browser reconnects, and the session is checked again
+
+
+def may_build(role: str | None, stage: str) -> bool:
+    """What ops.can_operate_branch answers: developers on development
+    branches, admins and owners on every stage."""
+    return role in ADMINS or (role == "developer" and stage == "development")
+
+
+def lanes_html(who: Visitor, ref: str, project: dict, rows: list[dict]) -> Markup:
+    """The three lanes, as the page shows them and as live updates replace them."""
+    lanes = [(stage, TITLES[stage], [b for b in rows if b["stage"] == stage]) for stage in STAGES]
+    return Markup(templates.get_template("_lanes.html").render(
+        visitor=who, base=f"/p/{ref}", lanes=lanes, role=project["my_role"], may_move=project["my_role"] in ADMINS,
+        may_build=may_build, moves=MOVES, titles=TITLES))
+
+
+def signature(rows: list[dict]) -> str:
+    """What the lanes show, and the minute: relative times ("3 min ago") are
+    refreshed once a minute even when nothing else changes."""
+    return hashlib.blake2b(repr((rows, int(time.time() // 60))).encode(), digest_size=8).hexdigest()
+
+
+async def _seen(request: Request, who: Visitor, ref: str) -> tuple[dict, list[dict]]:
+    db = request.app.state.db
+    project = await Projects(db, who.actor).seen(ref)  # a stranger's project: NotFound, a 404 page
+    return project, await Branches(db, who.actor).of_project(project["id"])
+
+
+async def _page(request: Request, who: Visitor, ref: str, status: int = 200, refused: str = "",
+                moved: str = "") -> Response:
+    project, rows = await _seen(request, who, ref)
+    moved_to = next((TITLES[b["stage"]] for b in rows if b["name"] == moved), None) if moved else None
+    return page(request, "branches.html", status=status, project=project, ref=ref,
+                lanes=lanes_html(who, ref, project, rows), since=signature(rows), is_admin=project["my_role"] in ADMINS,
+                refused=refused, moved=moved, moved_to=moved_to)
+
+
+async def _fragment(request: Request, who: Visitor, ref: str, notice: str) -> Response:
+    """The lanes alone, for htmx and drag and drop, with a notice for #flash."""
+    project, rows = await _seen(request, who, ref)
+    response = Response(lanes_html(who, ref, project, rows), media_type="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["HX-Trigger"] = json.dumps({"lanes-notice": {"message": notice, "tone": "ok"}})
+    return response
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+@router.get("/p/{org}/{project}")
+async def lanes_page(request: Request, org: str, project: str, who: Seen, moved: str = "") -> Response:
+    return await _page(request, who, f"{org}/{project}", moved=moved)
+
+
+@router.post("/p/{org}/{project}/stage")
+async def move(request: Request, org: str, project: str, who: Seen) -> Response:
+    ref = f"{org}/{project}"
+    values = await forms.fields(request)
+    branch, stage = values.get("branch", ""), values.get("stage", "")
+    try:
+        await Branches(request.app.state.db, who.actor).set_stage(ref, branch, stage)
+    except (Conflict, InvalidInput) as exc:  # the stage rules said no: say why, where it was tried
+        if _is_htmx(request):
+            return error_page(request, exc.status, exc.message)
+        return await _page(request, who, ref, status=exc.status, refused=exc.message)
+    if _is_htmx(request):
+        return await _fragment(request, who, ref, f"{branch} moved to {TITLES[stage]}.")
+    return RedirectResponse(safe_next(values.get("next") or f"/p/{ref}?moved={quote(branch, safe='')}"),
+                            status_code=303)
+
+
+@router.post("/p/{org}/{project}/build")
+async def build_now(request: Request, org: str, project: str, who: Seen) -> Response:
+    ref = f"{org}/{project}"
+    values = await forms.fields(request)
+    branch = values.get("branch", "")
+    run = await Runs(request.app.state.db, who.actor).trigger_build(ref, branch, None, "manual")
+    if _is_htmx(request):
+        return await _fragment(request, who, ref, f"Build #{run['id']} of {branch} is queued.")
+    return RedirectResponse(safe_next(values.get("next") or f"/runs/{run['id']}"), status_code=303)
+
+
+@router.get("/p/{org}/{project}/live", response_class=StreamingResponse)
+async def live(request: Request, org: str, project: str, who: Seen, since: str = "") -> Response:
+    """The lanes as Server-Sent Events: an `event: lanes` with the whole
+    fragment whenever they differ from what the page last showed (`since`,
+    the signature it was rendered with). One query a second per viewer;
+    rendering only when something changed."""
+    ref = f"{org}/{project}"
+    found, _ = await _seen(request, who, ref)  # 404 before the stream starts, not inside it
+    branches = Branches(request.app.state.db, who.actor)
+
+    async def events():
+        shown, ends = since, time.monotonic() + LIVE_MAX_SECONDS
+        yield "retry: 2000\n\n"
+        while time.monotonic() < ends and not await request.is_disconnected():
+            try:
+                rows = await branches.of_project(found["id"])
+            except OpsError:  # the session or the membership ended: the reconnect will say so
+                return
+            if signature(rows) != shown:
+                shown = signature(rows)
+                html = lanes_html(who, ref, found, rows)
+                yield "event: lanes\n" + "".join(f"data: {line}\n" for line in html.splitlines()) + "\n"
+            await asyncio.sleep(LIVE_TICK_SECONDS)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

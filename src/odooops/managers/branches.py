@@ -28,6 +28,11 @@ class Branches(Manager):
             return await (await conn.execute(
                 Q["list"], {"project_id": project["id"], "include_archived": include_archived})).fetchall()
 
+    async def of_project(self, project_id) -> list[dict]:
+        """The live branches of a project already found, in one round trip:
+        what a page polling for changes asks every second."""
+        return await self.all(Q["list"], {"project_id": project_id, "include_archived": False})
+
     async def set_stage(self, project_ref: str, name: str, stage: str) -> dict:
         check_stage(stage)
         async with self.tx() as conn:
