@@ -107,6 +107,8 @@ def test_new_user_sets_up_creates_a_project_builds_and_watches_it_live(control_p
     look(page, shoot, "lanes-new-project")
 
     card.get_by_role("button", name="Build now").click()
+    expect(page.locator("#flash")).to_contain_text("is queued")
+    card.locator("[data-last-build]").click()
     page.wait_for_url(re.compile(r"/runs/\d+$"))
     page.evaluate("window.stillTheSamePage = true")
     expect(page.locator("#log")).to_contain_text("waiting for the slow part", timeout=TIMEOUT)
