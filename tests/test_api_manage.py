@@ -82,9 +82,9 @@ def test_rebuild_filters_and_phases(api, tenants, owner_db):
         conn.execute("update ops.runs set status = 'canceled' where id = %s", (first,))
         conn.execute("insert into ops.run_events (run_id, seq, ts, phase, stream, level, message) values "
                      "(%(r)s, 1, now() - interval '3 s', 'checkout', 'system', 'info', 'phase checkout started'),"
-                     "(%(r)s, 2, now() - interval '1 s', 'checkout', 'system', 'info', 'phase checkout ok in 2.0 s'),"
+                     "(%(r)s, 2, now() - interval '1 s', 'checkout', 'system', 'info', 'phase checkout succeeded in 2.0 s'),"
                      "(%(r)s, 3, now(), 'tests', 'stderr', 'error', 'boom'),"
-                     "(%(r)s, 4, now(), 'tests', 'system', 'error', 'phase tests failed in 0.1 s'),"
+                     "(%(r)s, 4, now(), 'tests', 'system', 'error', 'phase tests failed with exit code 1 in 0.1 s'),"
                      "(%(r)s, 5, now(), null, 'system', 'info', 'phase lint skipped')", {"r": first})
     second = httpx.post(f"{api}/api/v1/runs/{first}/rebuild", headers=alice)
     assert second.status_code == 201 and second.json()["build_id"] != first

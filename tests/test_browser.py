@@ -116,6 +116,7 @@ def test_new_user_sets_up_creates_a_project_builds_and_watches_it_live(control_p
     look(page, shoot, "build-log-live")
     expect(page.locator("#log-status")).to_contain_text("Healthy", timeout=TIMEOUT)
     expect(page.locator("#log")).to_contain_text("all good")
+    expect(page.locator('details[data-phase="greet"] .ph-status')).to_have_text("ok")
     assert page.evaluate("window.stillTheSamePage") is True  # streamed in, not reloaded
     look(page, shoot, "build-log")
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from odooops import git
@@ -10,9 +11,14 @@ from odooops.managers import Manager, lookup
 Q = queries_beside(__file__)
 
 
+# the runner's last word on a phase: "phase NAME succeeded in 1.2 s", or its
+# reason to stop ("failed with exit code 2", "canceled", …) in place of succeeded
+VERDICT = re.compile(r"phase \S+ (.+) in [0-9.]+ s")
+
+
 def _phase(row: dict) -> dict:
-    verdict = (row.pop("last_system") or "").split(" ")
-    status = verdict[2] if len(verdict) > 2 and verdict[2] in ("ok", "failed") else "running"
+    verdict = VERDICT.fullmatch(row.pop("last_system") or "")
+    status = "running" if verdict is None else "ok" if verdict[1] == "succeeded" else "failed"
     return {**row, "status": status, "seconds": round((row["ended_at"] - row["started_at"]).total_seconds(), 3)}
 
 
