@@ -187,10 +187,16 @@ def test_a_long_log_shows_its_end_and_offers_the_rest(console, api, tenants, own
     with owner_conn(owner_db) as conn:
         conn.execute("insert into ops.run_events (run_id, seq, phase, message) "
                      "select %s, g, 'test', 'line ' || g from generate_series(1, 5003) g", (run_id,))
-    html = console("alice").get(f"/runs/{run_id}").text
+    alice = console("alice")
+    html = alice.get(f"/runs/{run_id}").text
+    assert 'id="L4004"' in html and 'id="L5003"' in html and 'id="L4003"' not in html
+    assert 'id="log-cut"' in html and "last 1,000 lines" in html and 'data-after="5003"' in html
+    assert f'href="/runs/{run_id}?lines=5000"' in html
+    html = alice.get(f"/runs/{run_id}?lines=5000").text
     assert 'id="L4"' in html and 'id="L5003"' in html and 'id="L3"' not in html
-    assert 'id="log-cut"' in html and "last 5,000 lines" in html and 'data-after="5003"' in html
-    assert len(console("alice").get(f"/runs/{run_id}/log.txt").text.splitlines()) == 5003
+    assert "last 5,000 lines" in html and "?lines=5000" not in html
+    assert alice.get(f"/runs/{run_id}?lines=5001").status_code == 422
+    assert len(alice.get(f"/runs/{run_id}/log.txt").text.splitlines()) == 5003
 
 
 def test_a_real_build_streams_live_until_it_succeeds(console, api, tenants, settings):

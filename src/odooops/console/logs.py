@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from markupsafe import Markup, escape
 
 from odooops.api.follow import FINAL, follow
 from odooops.api.routes import RunId
@@ -22,7 +23,9 @@ from odooops.managers.runs import Runs
 
 router = APIRouter(include_in_schema=False)
 
-PAGE_LINES = 5000  # a page with more lines than this is slow to open; the download has them all
+# a page opens with the last PAGE_LINES lines (quick to render), and shows up to
+# MAX_LINES when asked; the download has them all
+PAGE_LINES, MAX_LINES = 1000, 5000
 TEXT_PAGE = 5000
 CAN_CHANGE = {"developer", "admin", "owner"}  # who may cancel and rebuild, as the database rules say
 Level = Literal["debug", "info", "warning", "error"]
@@ -31,11 +34,18 @@ TICK_EVERY = 5.0    # ... and while the run is quiet, so its duration keeps coun
 KEEPALIVE = 15.0    # a comment now and then, so proxies keep a quiet stream open
 
 
-def clock(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).strftime("%H:%M:%S")
+def line_html(e: dict) -> Markup:
+    """One log line as the page shows it and the live stream sends it. Plain
+    Python, not a template macro: a page has thousands of them."""
+    seq, level = e["seq"], escape(e["level"])
+    stderr = " stderr" if e["stream"] == "stderr" else ""
+    ts = e["ts"].astimezone(timezone.utc)
+    return Markup(f'<div id="L{seq}" class="line lvl-{level}{stderr}"><a class="ln" href="#L{seq}" '
+                  f'aria-label="Line {seq}">{seq}</a><time datetime="{ts.isoformat()}">{ts:%H:%M:%S}</time>'
+                  f'<span class="lvl">{level}</span><span class="msg">{ansi.to_html(e["message"])}</span></div>')
 
 
-templates.env.filters.update(ansi=ansi.to_html, clock=clock)
+templates.env.globals.update(line=line_html)
 
 
 def parts():
@@ -66,18 +76,20 @@ def status_of(run: dict, phases: list[dict]) -> dict:
 
 
 @router.get("/runs/{run_id}")
-async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "debug") -> Response:
+async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "debug",
+                   lines: Annotated[int, Query(ge=1, le=MAX_LINES)] = PAGE_LINES) -> Response:
     db = request.app.state.db
     runs = Runs(db, who.actor)
     run = await runs.get(run_id)
     place = await runs.place(run_id)
     role = (await Projects(db, who.actor).seen(place["project_ref"]))["my_role"]
     phases = await runs.phases(run_id)
-    lines = await runs.tail(run_id, PAGE_LINES + 1)
-    cut = len(lines) > PAGE_LINES
-    lines = lines[-PAGE_LINES:]
+    shown = lines
+    lines = await runs.tail(run_id, shown + 1)
+    cut = len(lines) > shown
+    lines = lines[-shown:]
     return page(request, "log.html", run=run, place=place, sections=sections(lines, phases), level=level, cut=cut,
-                skipped=[p for p in phases if p["status"] == "skipped"], page_lines=PAGE_LINES,
+                skipped=[p for p in phases if p["status"] == "skipped"], page_lines=shown, max_lines=MAX_LINES,
                 last_seq=lines[-1]["seq"] if lines else 0, finished=run["status"] in FINAL,
                 can_change=role in CAN_CHANGE)
 
@@ -102,11 +114,10 @@ def _event(kind: str, data: dict, event_id: int | None = None) -> str:
 
 
 async def _live_events(runs: Runs, run_id: int, after: int, request: Request):
-    line = parts().line
     told, told_at, sent_at, fresh = None, 0.0, time.monotonic(), False
     async for run, lines in follow(runs, run_id, after, request.is_disconnected):
         for e in lines:
-            yield _event("line", {"phase": e["phase"] or "", "html": str(line(e))}, e["seq"])
+            yield _event("line", {"phase": e["phase"] or "", "html": str(line_html(e))}, e["seq"])
         if lines:
             fresh, sent_at = True, time.monotonic()
             continue
