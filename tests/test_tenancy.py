@@ -295,3 +295,27 @@ def test_create_org_makes_the_caller_owner(app_db, world):
     assert role == "owner"
     with acting(app_db, Actor("authenticated")) as conn, pytest.raises(errors.InsufficientPrivilege):
         conn.execute("select * from ops.create_org('nobody', 'x')")
+
+
+LOG_READS = {
+    "logs": "select count(*) as n from ops.build_logs(%(run)s, 0, 100)",
+    "tail": "select count(*) as n from ops.build_log_tail(%(run)s, 100)",
+    "phases": "select count(*) as n from ops.build_phases(%(run)s)",
+    "artifacts": "select count(*) as n from ops.build_artifacts(%(run)s)",
+}
+
+
+@pytest.mark.parametrize("read", sorted(LOG_READS))
+def test_log_reads_check_the_run_once_for_owner_teammate_and_stranger(app_db, owner_db, world, read):
+    """The security-definer log readers (0016) see what the policies would: the
+    run's members read its log and files, a stranger and no one at all nothing."""
+    run = world.shop_runs["production"]
+    with owner_conn(owner_db) as conn:
+        conn.execute("insert into ops.run_events (run_id, seq, phase, message) values (%s, 3, 'checkout', 'hi')", (run,))
+    seen = {}
+    for name, actor in (("alice", Actor.user(world.alice)), ("bob", Actor.user(world.bob)),
+                        ("eve", Actor.user(world.eve)), ("anon", Actor.anonymous()), ("service", Actor.service())):
+        with acting(app_db, actor) as conn:
+            seen[name] = conn.execute(LOG_READS[read], {"run": run}).fetchone()["n"]
+    assert seen["alice"] == seen["bob"] == seen["service"] > 0
+    assert seen["eve"] == seen["anon"] == 0

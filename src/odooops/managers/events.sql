@@ -24,4 +24,4 @@ on conflict (run_id, name) do update
 returning *;
 
 -- name: artifacts
-select * from ops.artifacts where run_id = %(run_id)s order by name;
+select * from ops.build_artifacts(%(run_id)s);

@@ -17,9 +17,13 @@ VERDICT = re.compile(r"phase \S+ (.+) in [0-9.]+ s")
 
 
 def _phase(row: dict) -> dict:
-    verdict = VERDICT.fullmatch(row.pop("last_system") or "")
+    if row["skipped"]:
+        return {"name": row["name"], "status": "skipped"}
+    verdict = VERDICT.fullmatch(row["last_system"] or "")
     status = "running" if verdict is None else "ok" if verdict[1] == "succeeded" else "failed"
-    return {**row, "status": status, "seconds": round((row["ended_at"] - row["started_at"]).total_seconds(), 3)}
+    return {"name": row["name"], "started_at": row["started_at"], "ended_at": row["ended_at"],
+            "lines": row["lines"], "errors": row["errors"], "status": status,
+            "seconds": round((row["ended_at"] - row["started_at"]).total_seconds(), 3)}
 
 
 class Runs(Manager):
@@ -51,11 +55,8 @@ class Runs(Manager):
     async def phases(self, run_id: int) -> list[dict]:
         """The run's phases as its log tells them: when each started and
         ended, its lines and errors, and how it went."""
-        async with self.tx() as conn:
-            rows = await (await conn.execute(Q["phases"], {"run_id": run_id})).fetchall()
-            skipped = await (await conn.execute(Q["skipped"], {"run_id": run_id})).fetchall()
-        phases = [_phase(r) for r in rows]
-        return phases + [{"name": r["name"], "status": "skipped"} for r in skipped]
+        rows = await self.all(Q["phases"], {"run_id": run_id})
+        return [_phase(r) for r in rows]
 
     async def get(self, run_id: int) -> dict:
         run = await self.one(Q["get"], {"run_id": run_id})

@@ -12,15 +12,7 @@ select r.*, b.name as branch from ops.runs r left join ops.branches b on b.id = 
  order by r.id desc limit %(limit)s;
 
 -- name: phases
-select phase as name, min(ts) as started_at, max(ts) as ended_at, count(*) as lines,
-       count(*) filter (where level in ('error', 'critical')) as errors,
-       (array_agg(message order by seq desc) filter (where stream = 'system'))[1] as last_system
-  from ops.run_events where run_id = %(run_id)s and phase is not null
- group by phase order by min(seq);
-
--- name: skipped
-select substring(message from '^phase (.*) skipped$') as name from ops.run_events
- where run_id = %(run_id)s and phase is null and message like 'phase %% skipped' order by seq;
+select * from ops.build_phases(%(run_id)s);
 
 -- name: rebuild
 select * from ops.rebuild(%(run_id)s);
@@ -41,5 +33,4 @@ select r.id, r.kind, o.slug || '/' || p.slug as project_ref, b.name as branch
  where r.id = %(run_id)s;
 
 -- name: tail
-select * from (select * from ops.run_events where run_id = %(run_id)s order by seq desc limit %(limit)s) last
- order by seq;
+select * from ops.build_log_tail(%(run_id)s, %(limit)s);
