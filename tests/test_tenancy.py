@@ -314,8 +314,11 @@ def test_log_reads_check_the_run_once_for_owner_teammate_and_stranger(app_db, ow
         conn.execute("insert into ops.run_events (run_id, seq, phase, message) values (%s, 3, 'checkout', 'hi')", (run,))
     seen = {}
     for name, actor in (("alice", Actor.user(world.alice)), ("bob", Actor.user(world.bob)),
-                        ("eve", Actor.user(world.eve)), ("anon", Actor.anonymous()), ("service", Actor.service())):
+                        ("eve", Actor.user(world.eve)), ("no claims", Actor("authenticated")),
+                        ("service", Actor.service())):
         with acting(app_db, actor) as conn:
             seen[name] = conn.execute(LOG_READS[read], {"run": run}).fetchone()["n"]
     assert seen["alice"] == seen["bob"] == seen["service"] > 0
-    assert seen["eve"] == seen["anon"] == 0
+    assert seen["eve"] == seen["no claims"] == 0
+    with acting(app_db, Actor.anonymous()) as conn, pytest.raises(errors.InsufficientPrivilege):
+        conn.execute(LOG_READS[read], {"run": run})
