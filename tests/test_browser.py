@@ -82,6 +82,10 @@ def test_new_user_sets_up_creates_a_project_builds_and_watches_it_live(control_p
     repo = make_repo(tmp_path / "shop", {".odooops.toml": recipe(
         {"name": "greet", "command": "echo waiting for the slow part; sleep 6; echo all good"})})
 
+    refused = page.goto(f"{base}/setup?token=guessed")
+    assert refused.status == 403
+    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    look(page, shoot, "forbidden")
     page.goto(link[0])
     look(page, shoot, "setup")
     page.get_by_label("Your name").fill("Ada")
@@ -205,3 +209,42 @@ def test_a_stranger_gets_the_not_found_page(api, people, page, shoot):
         expect(page.get_by_role("heading", name="Not found")).to_be_visible()
         expect(page.locator("main")).not_to_contain_text("Acme")
     look(page, shoot, "not-found")
+
+
+def test_pages_work_without_javascript(api, people, browser, shoot):
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        sign_in(page, api, "alice@acme.test")
+        page.goto(f"{api}/p/acme/shop")
+        card = page.locator('[data-branch="feature"]')
+        card.get_by_label("Move to").select_option("production")
+        card.get_by_role("button", name="Move").click()
+        expect(page.get_by_role("alert")).to_contain_text("production")  # the refusal, in words
+        page.locator('[data-branch="feature"]').get_by_label("Move to").select_option("staging")
+        page.locator('[data-branch="feature"]').get_by_role("button", name="Move").click()
+        expect(page.locator('[data-lane="staging"] [data-branch="feature"]')).to_be_visible()
+        page.locator('[data-branch="feature"]').get_by_role("button", name="Build now").click()
+        page.wait_for_url(re.compile(r"/runs/\d+$"))
+        expect(page.locator("#log-status")).to_contain_text("Building")  # queued: no runner here
+        page.get_by_role("button", name="Cancel").click()
+        expect(page.locator("#log-status")).to_contain_text("Canceled")
+        shoot(page, "no-javascript-log")
+    finally:
+        context.close()
+
+
+def test_signed_out_and_refused_pages(api, people, page, shoot):
+    page.goto(f"{api}/p/acme/shop")
+    expect(page).to_have_url(re.compile(r"/login\?next=/p/acme/shop$"))
+    look(page, shoot, "login")
+    answer = page.goto(f"{api}/setup?token=not-the-one")
+    assert answer.status == 404  # people exist: setup is over, whatever the token
+    answer = page.goto(f"{api}/no/such/page")
+    assert answer.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    sign_in(page, api, "bob@acme.test")
+    answer = page.goto(f"{api}/p/acme/shop/settings")
+    expect(page.locator("#read-only")).to_be_visible()  # a viewer reads the basics, no secrets
+    expect(page.locator("#webhook")).to_have_count(0)
+    look(page, shoot, "project-settings-viewer")

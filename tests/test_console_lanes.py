@@ -256,3 +256,21 @@ def test_a_card_turns_healthy_live_when_a_runner_builds_it(console, settings, te
     finally:
         runner.terminate()
         runner.wait(timeout=30)
+
+
+def test_admins_add_a_branch_by_hand_others_cannot(console):
+    alice, bob, eve = console("alice"), console("bob"), console("eve")
+    assert "Track another branch" in alice.get("/p/acme/shop").text
+    assert "Track another branch" not in bob.get("/p/acme/shop").text
+    added = alice.post("/p/acme/shop/branches", data={"csrf_token": alice.csrf, "name": "fix-42", "stage": "staging"})
+    assert added.status_code == 303 and added.headers["location"] == "/p/acme/shop?moved=fix-42"
+    page = alice.get(added.headers["location"]).text
+    assert 'data-lane="staging"' in page and 'data-branch="fix-42"' in page.split('data-lane="staging"')[1]
+    again = alice.post("/p/acme/shop/branches", data={"csrf_token": alice.csrf, "name": "fix-42"})
+    assert again.status_code == 409 and 'role="alert"' in again.text
+    blank = alice.post("/p/acme/shop/branches", data={"csrf_token": alice.csrf, "name": ""})
+    assert blank.status_code == 422 and "this is required" in blank.text
+    assert bob.post("/p/acme/shop/branches", data={"csrf_token": bob.csrf, "name": "b"}).status_code == 403
+    assert eve.post("/p/acme/shop/branches", data={"csrf_token": eve.csrf, "name": "e"}).status_code == 404
+    names = {b["name"] for b in alice.get("/api/v1/projects/acme/shop/branches").json()}
+    assert names == {"main", "feature", "fix-42"}

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from markupsafe import Markup
 
+from odooops.api.routes import BranchIn
 from odooops.console import forms
 from odooops.console.render import error_page, page, templates
 from odooops.console.session import Seen, Visitor, safe_next
@@ -102,6 +103,22 @@ async def move(request: Request, org: str, project: str, who: Seen) -> Response:
         return await _fragment(request, who, ref, f"{branch} moved to {TITLES[stage]}.")
     return RedirectResponse(safe_next(values.get("next") or f"/p/{ref}?moved={quote(branch, safe='')}"),
                             status_code=303)
+
+
+@router.post("/p/{org}/{project}/branches")
+async def add_branch(request: Request, org: str, project: str, who: Seen) -> Response:
+    """Track another branch of the repository (admins), as `POST /api/v1/…/branches` does."""
+    ref = f"{org}/{project}"
+    body, errors = forms.read(BranchIn, await forms.fields(request))
+    status = 422
+    if body is not None:
+        try:
+            await Branches(request.app.state.db, who.actor).add(ref, body.name, body.stage)
+        except (Conflict, InvalidInput) as exc:
+            errors, status = {"name": exc.message}, exc.status
+    if errors:
+        return await _page(request, who, ref, status=status, refused="; ".join(errors.values()))
+    return RedirectResponse(f"/p/{ref}?moved={quote(body.name, safe='')}", status_code=303)
 
 
 @router.post("/p/{org}/{project}/build")
