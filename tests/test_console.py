@@ -82,6 +82,10 @@ def test_unknown_address_is_a_page_and_the_api_stays_json(console, api):
 
 
 def test_first_run_setup_makes_the_owner_and_signs_in(api, settings):
+    from helpers import SERVICE, call
+    from odooops.managers.orgs import Orgs
+
+    call(settings, lambda db: Orgs(db, SERVICE).create("demo"))  # as `up --demo` makes it: no members
     link = setup_path(runtime.secret_key(settings).reveal())
     with httpx.Client(base_url=api) as client:
         assert "No one has an account yet" in client.get("/login").text
@@ -97,6 +101,8 @@ def test_first_run_setup_makes_the_owner_and_signs_in(api, settings):
                                            "password": PASSWORD, "password_again": PASSWORD, "org": "ada"})
         assert done.status_code == 303 and done.headers["location"] == "/"
         assert client.get("/").status_code == 200
+        mine = {o["slug"] for o in client.get("/api/v1/orgs").json()}
+        assert mine == {"ada", "demo"}  # the demo's org is the first owner's too
         assert client.get(link).status_code == 404  # one time only
 
 
