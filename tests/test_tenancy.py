@@ -322,3 +322,18 @@ def test_log_reads_check_the_run_once_for_owner_teammate_and_stranger(app_db, ow
     assert seen["eve"] == seen["no claims"] == 0
     with acting(app_db, Actor.anonymous()) as conn, pytest.raises(errors.InsufficientPrivilege):
         conn.execute(LOG_READS[read], {"run": run})
+
+
+def test_the_queue_shows_each_their_own_runs(app_db, world):
+    """ops.queue() is security definer (0017): it names the caller's projects itself."""
+    seen = {}
+    for name, actor in (("alice", Actor.user(world.alice)), ("bob", Actor.user(world.bob)),
+                        ("eve", Actor.user(world.eve)), ("carol", Actor.user(world.carol)),
+                        ("no claims", Actor("authenticated")), ("service", Actor.service())):
+        with acting(app_db, actor) as conn:
+            seen[name] = {r["id"] for r in conn.execute("select id from ops.queue()")}
+    shop = set(world.shop_runs.values())
+    assert seen["alice"] == seen["bob"] == shop
+    assert seen["eve"] == {world.lab_run}
+    assert seen["carol"] == seen["no claims"] == set()
+    assert seen["service"] == shop | {world.lab_run}
