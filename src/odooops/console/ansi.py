@@ -55,22 +55,24 @@ def to_html(text: str) -> Markup:
         return Markup(escape(_CONTROL.sub("", text), quote=False))
     out: list[str] = []
     style: dict = {}
-    at = 0
+    classes, at = "", 0
     for match in _ESCAPE.finditer(text):
-        _emit(out, text[at:match.start()], style)
+        if match.start() > at:
+            out.append(_wrap(text[at:match.start()], classes))
         at = match.end()
         if match.group(2) == "m" and _SGR_PARAMS.fullmatch(match.group(1)):
             _apply(style, match.group(1))
-    _emit(out, text[at:], style)
+            classes = _classes(style)
+    if at < len(text):
+        out.append(_wrap(text[at:], classes))
     return Markup("".join(out))
 
 
-def _emit(out: list[str], chunk: str, style: dict) -> None:
+def _wrap(chunk: str, classes: str) -> str:
     chunk = escape(_CONTROL.sub("", chunk), quote=False)
     if not chunk:
-        return
-    classes = _classes(style)
-    out.append(f'<span class="{classes}">{chunk}</span>' if classes else chunk)
+        return ""
+    return f'<span class="{classes}">{chunk}</span>' if classes else chunk
 
 
 def strip(text: str) -> str:
