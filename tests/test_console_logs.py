@@ -189,8 +189,8 @@ def test_a_long_log_shows_its_end_and_offers_the_rest(console, api, tenants, own
                      "select %s, g, 'test', 'line ' || g from generate_series(1, 5003) g", (run_id,))
     alice = console("alice")
     html = alice.get(f"/runs/{run_id}").text
-    assert 'id="L4004"' in html and 'id="L5003"' in html and 'id="L4003"' not in html
-    assert 'id="log-cut"' in html and "last 1,000 lines" in html and 'data-after="5003"' in html
+    assert 'id="L4504"' in html and 'id="L5003"' in html and 'id="L4503"' not in html
+    assert 'id="log-cut"' in html and "last 500 lines" in html and 'data-after="5003"' in html
     assert f'href="/runs/{run_id}?lines=5000"' in html
     html = alice.get(f"/runs/{run_id}?lines=5000").text
     assert 'id="L4"' in html and 'id="L5003"' in html and 'id="L3"' not in html

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -18,14 +18,13 @@ from odooops.api.routes import RunId
 from odooops.console import ansi
 from odooops.console.render import duration, page, run_seconds, templates
 from odooops.console.session import Seen
-from odooops.managers.projects import Projects
 from odooops.managers.runs import Runs
 
 router = APIRouter(include_in_schema=False)
 
 # a page opens with the last PAGE_LINES lines (quick to render), and shows up to
 # MAX_LINES when asked; the download has them all
-PAGE_LINES, MAX_LINES = 1000, 5000
+PAGE_LINES, MAX_LINES = 500, 5000
 TEXT_PAGE = 5000
 CAN_CHANGE = {"developer", "admin", "owner"}  # who may cancel and rebuild, as the database rules say
 Level = Literal["debug", "info", "warning", "error"]
@@ -45,7 +44,6 @@ def line_html(e: dict) -> Markup:
                   f'<span class="lvl">{level}</span><span class="msg">{ansi.to_html(e["message"])}</span></div>')
 
 
-templates.env.globals.update(line=line_html)
 
 
 def parts():
@@ -54,15 +52,17 @@ def parts():
 
 
 def sections(lines: list[dict], phases: list[dict]) -> list[dict]:
-    """Lines in runs of the same phase, each run with its phase's summary
-    (lines outside any phase are the runner's own)."""
+    """Lines in runs of the same phase, each run with its phase's summary and
+    its lines' HTML (lines outside any phase are the runner's own)."""
     by_name = {p["name"]: p for p in phases}
     out: list[dict] = []
     for line in lines:
         name = line["phase"] or ""
         if not out or out[-1]["name"] != name:
             out.append({"name": name, "phase": by_name.get(name), "lines": []})
-        out[-1]["lines"].append(line)
+        out[-1]["lines"].append(line_html(line))
+    for section in out:
+        section["html"] = Markup("".join(section.pop("lines")))
     return out
 
 
@@ -78,20 +78,17 @@ def status_of(run: dict, phases: list[dict]) -> dict:
 @router.get("/runs/{run_id}")
 async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "debug",
                    lines: Annotated[int, Query(ge=1, le=MAX_LINES)] = PAGE_LINES) -> Response:
-    db = request.app.state.db
-    runs = Runs(db, who.actor)
-    run = await runs.get(run_id)
-    place = await runs.place(run_id)
-    role = (await Projects(db, who.actor).seen(place["project_ref"]))["my_role"]
+    runs = Runs(request.app.state.db, who.actor)
+    run = await runs.place(run_id)
     phases = await runs.phases(run_id)
     shown = lines
     lines = await runs.tail(run_id, shown + 1)
     cut = len(lines) > shown
     lines = lines[-shown:]
-    return page(request, "log.html", run=run, place=place, sections=sections(lines, phases), level=level, cut=cut,
+    return page(request, "log.html", run=run, place=run, sections=sections(lines, phases), level=level, cut=cut,
                 skipped=[p for p in phases if p["status"] == "skipped"], page_lines=shown, max_lines=MAX_LINES,
                 last_seq=lines[-1]["seq"] if lines else 0, finished=run["status"] in FINAL,
-                can_change=role in CAN_CHANGE)
+                can_change=run["my_role"] in CAN_CHANGE)
 
 
 @router.get("/runs/{run_id}/live")

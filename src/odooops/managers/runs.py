@@ -65,8 +65,9 @@ class Runs(Manager):
         return run
 
     async def place(self, run_id: int) -> dict:
-        """Where a run belongs, by the names people use: its project as
-        ORG/PROJECT and its branch (none for runs of no branch)."""
+        """The run, and where it belongs by the names people use: its project
+        as ORG/PROJECT (`project_ref`), its branch (none for runs of no
+        branch) and the caller's role there (`my_role`)."""
         found = await self.one(Q["place"], {"run_id": run_id})
         if found is None:
             raise NotFound(f"run {run_id} not found")
