@@ -202,3 +202,20 @@ def sign_in(page: Page, base: str, email: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
+
+
+def fits_a_phone(page: Page) -> None:
+    """Nothing wider than a 375 px screen: no sideways scrolling."""
+    before = page.viewport_size
+    page.set_viewport_size(PHONE)
+    try:
+        wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+            .filter(e => !e.closest('pre, .log-frame, table.rows'))
+            .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + '.' + e.className)""")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"] and not wide, f"{page.url}: {width} px wide at 375 px: {wide}"
+    finally:
+        if before is not None:
+            page.set_viewport_size(before)
+

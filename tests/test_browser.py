@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser import accessible, sign_in
+from browser import accessible, fits_a_phone, sign_in
 from conftest import APP_PASSWORD, PASSWORD, free_port
 from helpers import make_repo, recipe
 
@@ -24,9 +24,10 @@ TIMEOUT = 60_000  # ms: a build on a busy 2-core machine
 
 
 def look(page: Page, shoot, name: str) -> None:
-    """Screenshot at both widths, and check accessibility."""
+    """Screenshot at both widths, and check accessibility and phone width."""
     shoot(page, name)
     accessible(page)
+    fits_a_phone(page)
 
 
 def control_plane_env(settings, **more: str) -> dict:

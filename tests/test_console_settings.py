@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import httpx
 from playwright.sync_api import expect
 
-from browser import accessible, sign_in
+from browser import accessible, fits_a_phone, sign_in
 from conftest import owner_conn
 from helpers import SERVICE, as_, call
 from odooops.hooks.verify import signed_headers
@@ -320,6 +320,7 @@ def test_browser_token_form_copy_button_and_revoke(page, api, people, shoot):
     expect(copy).to_be_visible()  # JavaScript shows it where the clipboard is available
     assert httpx.get(f"{api}/api/v1/me", headers=as_(secret.inner_text())).status_code == 200
     accessible(page)
+    fits_a_phone(page)
     shoot(page, "settings-token-once")
     # the confirmation, answered yes (a dialog handler would run inside Playwright's loop)
     page.evaluate("window.confirm = (m) => { sessionStorage.asked = m; return true; }")
@@ -336,6 +337,7 @@ def test_browser_members_and_project_settings(page, api, people, shoot):
     page.click("#members-acme button:has-text('Add member')")
     expect(page.locator("#members-acme tr[data-member='dan@acme.test']")).to_be_visible()
     accessible(page)
+    fits_a_phone(page)
     shoot(page, "settings-members")
     page.goto(f"{api}/p/acme/shop/settings")
     page.click("#webhook button:has-text('Create secret')")
@@ -345,6 +347,7 @@ def test_browser_members_and_project_settings(page, api, people, shoot):
     expect(page.locator("#ingest .secret-once .secret-value")).to_have_text(re.compile(r"^oit_"))
     assert page.locator("#webhook .secret-once").count() == 0  # the webhook secret went with its answer
     accessible(page)
+    fits_a_phone(page)
     shoot(page, "project-settings")
 
 
@@ -359,4 +362,5 @@ def test_browser_queue_refreshes_itself(page, api, people, tenants, settings, sh
     expect(page.locator(f"tr[data-run='{run}']")).to_be_visible(timeout=8000)
     expect(page.locator("#workers")).to_contain_text("live-host")
     accessible(page)
+    fits_a_phone(page)
     shoot(page, "queue")
