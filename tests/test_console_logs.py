@@ -249,3 +249,15 @@ def test_ansi_strip_and_the_text_line():
     line = text_line({"ts": T0, "level": "warning", "phase": None, "message": "two\nlines\x1b[0m"})
     assert line == "2026-01-02T03:04:05.000Z WARNING  [-] two\n\tlines\n"
 
+
+
+def test_a_developer_may_cancel_development_builds_only(console, api, tenants):
+    alice = console("alice")
+    bob_id = next(m["user_id"] for m in alice.get("/api/v1/orgs/acme/members").json() if m["email"] == "bob@acme.test")
+    assert alice.patch(f"/api/v1/orgs/acme/members/{bob_id}", json={"role": "developer"},
+                       headers={"X-CSRF-Token": alice.csrf}).status_code == 200
+    feature = queue_build(api, tenants)
+    main = httpx.post(f"{api}/api/v1/projects/acme/shop/branches/main/builds", headers=as_(tenants["alice"]))
+    bob = console("bob")
+    assert 'id="cancel-form"' in bob.get(f"/runs/{feature}").text
+    assert 'id="cancel-form"' not in bob.get(f"/runs/{main.json()['build_id']}").text  # the database would refuse

@@ -18,6 +18,7 @@ from markupsafe import Markup
 from odooops.api.routes import BranchIn
 from odooops.console import forms
 from odooops.console.render import error_page, page, templates
+from odooops.console.rights import is_admin, is_htmx, may_operate
 from odooops.console.session import Seen, Visitor, safe_next
 from odooops.errors import Conflict, InvalidInput, OpsError
 from odooops.managers.branches import STAGES, Branches
@@ -30,23 +31,16 @@ TITLES = {"production": "Production", "staging": "Staging", "development": "Deve
 # where a card may go, the likeliest first; the database decides what is allowed
 MOVES = {"development": ("staging", "production"), "staging": ("production", "development"),
          "production": ("staging", "development")}
-ADMINS = {"admin", "owner"}  # the roles policy admin_update on ops.branches lets change a stage (0003_security.sql)
 LIVE_TICK_SECONDS = 1.0
 LIVE_MAX_SECONDS = 300  # then the browser reconnects, and the session is checked again
-
-
-def may_build(role: str | None, stage: str) -> bool:
-    """What ops.can_operate_branch answers: developers on development
-    branches, admins and owners on every stage."""
-    return role in ADMINS or (role == "developer" and stage == "development")
 
 
 def lanes_html(who: Visitor, ref: str, project: dict, rows: list[dict]) -> Markup:
     """The three lanes, as the page shows them and as live updates replace them."""
     lanes = [(stage, TITLES[stage], [b for b in rows if b["stage"] == stage]) for stage in STAGES]
     return Markup(templates.get_template("_lanes.html").render(
-        visitor=who, base=f"/p/{ref}", lanes=lanes, role=project["my_role"], may_move=project["my_role"] in ADMINS,
-        may_build=may_build, moves=MOVES, titles=TITLES))
+        visitor=who, base=f"/p/{ref}", lanes=lanes, role=project["my_role"], may_move=is_admin(project["my_role"]),
+        may_build=may_operate, moves=MOVES, titles=TITLES))
 
 
 def signature(rows: list[dict]) -> str:
@@ -66,7 +60,7 @@ async def _page(request: Request, who: Visitor, ref: str, status: int = 200, ref
     project, rows = await _seen(request, who, ref)
     moved_to = next((TITLES[b["stage"]] for b in rows if b["name"] == moved), None) if moved else None
     return page(request, "branches.html", status=status, project=project, ref=ref,
-                lanes=lanes_html(who, ref, project, rows), since=signature(rows), is_admin=project["my_role"] in ADMINS,
+                lanes=lanes_html(who, ref, project, rows), since=signature(rows), is_admin=is_admin(project["my_role"]),
                 refused=refused, moved=moved, moved_to=moved_to)
 
 
@@ -77,10 +71,6 @@ async def _fragment(request: Request, who: Visitor, ref: str, notice: str) -> Re
     response.headers["Cache-Control"] = "no-store"
     response.headers["HX-Trigger"] = json.dumps({"lanes-notice": {"message": notice, "tone": "ok"}})
     return response
-
-
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 @router.get("/p/{org}/{project}")
@@ -96,10 +86,10 @@ async def move(request: Request, org: str, project: str, who: Seen) -> Response:
     try:
         await Branches(request.app.state.db, who.actor).set_stage(ref, branch, stage)
     except (Conflict, InvalidInput) as exc:  # the stage rules said no: say why, where it was tried
-        if _is_htmx(request):
+        if is_htmx(request):
             return error_page(request, exc.status, exc.message)
         return await _page(request, who, ref, status=exc.status, refused=exc.message)
-    if _is_htmx(request):
+    if is_htmx(request):
         return await _fragment(request, who, ref, f"{branch} moved to {TITLES[stage]}.")
     return RedirectResponse(safe_next(values.get("next") or f"/p/{ref}?moved={quote(branch, safe='')}"),
                             status_code=303)
@@ -127,7 +117,7 @@ async def build_now(request: Request, org: str, project: str, who: Seen) -> Resp
     values = await forms.fields(request)
     branch = values.get("branch", "")
     run = await Runs(request.app.state.db, who.actor).trigger_build(ref, branch, None, "manual")
-    if _is_htmx(request):
+    if is_htmx(request):
         return await _fragment(request, who, ref, f"Build #{run['id']} of {branch} is queued.")
     return RedirectResponse(safe_next(values.get("next") or f"/runs/{run['id']}"), status_code=303)
 

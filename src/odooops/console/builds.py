@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from odooops.console import forms
 from odooops.console.render import page
+from odooops.console.rights import is_admin, is_htmx, may_operate
 from odooops.console.session import Seen, Visitor, safe_next
 from odooops.errors import NotFound
 from odooops.managers.branches import Branches
@@ -21,18 +22,13 @@ from odooops.managers.runs import Runs
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
-RANK = {"viewer": 0, "developer": 1, "admin": 2, "owner": 3}
 UNFINISHED = {"awaiting_authorization", "queued", "claimed", "running"}
 
 
 def allowed(role: str | None, branch: dict) -> dict[str, bool]:
-    """The buttons to show, by the rules the database applies:
-    ops.can_operate_branch (developers on development branches, admins on
-    every stage) for building and canceling, ops.authorize_run (admins)."""
-    rank = RANK.get(role or "", -1)
-    operate = rank >= RANK["admin"] or (rank >= RANK["developer"] and branch["stage"] == "development")
-    return {"build": operate and branch["archived_at"] is None, "cancel": operate,
-            "authorize": rank >= RANK["admin"]}
+    """The buttons to show (see rights)."""
+    operate = may_operate(role, branch["stage"])
+    return {"build": operate and branch["archived_at"] is None, "cancel": operate, "authorize": is_admin(role)}
 
 
 def branch_url(ref: str, branch: str) -> str:
@@ -70,10 +66,6 @@ async def branch_builds(request: Request, who: Seen, org: str, project: str, bra
     return page(request, "builds_table.html" if part == "table" else "builds.html", **view)
 
 
-def htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
-
-
 async def row(request: Request, who: Visitor, place: dict, run_id: int, back: str) -> Response:
     """One build's row as it is now, for htmx to swap in."""
     view = await frame(request, who, place["project_ref"], place["branch"])
@@ -108,9 +100,9 @@ async def authorize(request: Request, who: Seen, run_id: int) -> Response:
 
 async def after(request: Request, who: Visitor, place: dict, run_id: int, values: dict) -> Response:
     back = safe_next(values.get("next") or f"/runs/{run_id}")
-    if htmx(request) and is_build(place):
+    if is_htmx(request) and is_build(place):
         return await row(request, who, place, run_id, back)
-    if htmx(request):  # not a row of a builds table: show wherever it was asked from, afresh
+    if is_htmx(request):  # not a row of a builds table: show wherever it was asked from, afresh
         return Response(status_code=204, headers={"HX-Redirect": back})
     return RedirectResponse(back, status_code=303)
 
@@ -121,7 +113,7 @@ async def rebuild(request: Request, who: Seen, run_id: int) -> Response:
     first page of the branch's builds, the new one on top, and a word in #flash."""
     place, values = await placed(request, who, run_id)
     new = await Runs(request.app.state.db, who.actor).rebuild(run_id)
-    if not htmx(request):
+    if not is_htmx(request):
         return RedirectResponse(safe_next(values.get("next") or f"/runs/{new['id']}"), status_code=303)
     view = await table(request, who, place["project_ref"], place["branch"], None)
     answer = page(request, "builds_table.html", queued=new, **view)

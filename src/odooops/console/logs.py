@@ -17,6 +17,7 @@ from odooops.api.follow import FINAL, follow
 from odooops.api.routes import RunId
 from odooops.console import ansi
 from odooops.console.render import duration, page, run_seconds, templates
+from odooops.console.rights import may_operate
 from odooops.console.session import Seen
 from odooops.managers.runs import Runs
 
@@ -26,7 +27,6 @@ router = APIRouter(include_in_schema=False)
 # MAX_LINES when asked; the download has them all
 PAGE_LINES, MAX_LINES = 500, 5000
 TEXT_PAGE = 5000
-CAN_CHANGE = {"developer", "admin", "owner"}  # who may cancel and rebuild, as the database rules say
 Level = Literal["debug", "info", "warning", "error"]
 STATUS_EVERY = 1.0  # seconds between status events while lines stream in
 TICK_EVERY = 5.0    # ... and while the run is quiet, so its duration keeps counting
@@ -88,7 +88,7 @@ async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "d
     return page(request, "log.html", run=run, place=run, sections=sections(lines, phases), level=level, cut=cut,
                 skipped=[p for p in phases if p["status"] == "skipped"], page_lines=shown, max_lines=MAX_LINES,
                 last_seq=lines[-1]["seq"] if lines else 0, finished=run["status"] in FINAL,
-                can_change=run["my_role"] in CAN_CHANGE)
+                can_change=may_operate(run["my_role"], run["stage"]))
 
 
 @router.get("/runs/{run_id}/live")

@@ -11,6 +11,7 @@ from odooops.api.auth import client_address, secure_cookie
 from odooops.api.routes import ProjectIn
 from odooops.console import forms
 from odooops.console.render import page
+from odooops.console.rights import is_admin
 from odooops.console.session import Seen, safe_next
 from odooops.db import Actor
 from odooops.errors import OpsError, Unauthenticated
@@ -20,7 +21,6 @@ from odooops.managers.sessions import COOKIE, LIFETIME_SECONDS, Sessions
 from odooops.managers.users import Users
 
 router = APIRouter(include_in_schema=False)
-ADMIN_ROLES = {"admin", "owner"}
 
 
 def signed_in(request: Request, session: dict, to: str) -> Response:
@@ -73,7 +73,7 @@ async def _projects_page(request: Request, who, status: int = 200, q: str = "", 
     db = request.app.state.db
     q = q.strip()[:100]
     projects, total = await Projects(db, who.actor).page(q, PER_PAGE, (number - 1) * PER_PAGE)
-    orgs = [o for o in await Orgs(db, who.actor).mine() if o["role"] in ADMIN_ROLES]
+    orgs = [o for o in await Orgs(db, who.actor).mine() if is_admin(o["role"])]
     pages = max(1, -(-total // PER_PAGE))
     return page(request, "projects.html", status=status, projects=projects, orgs=orgs, q=q, total=total,
                 number=number, pages=pages, first=(number - 1) * PER_PAGE + 1,

@@ -14,6 +14,7 @@ from odooops.api.hooks import described, secret_of
 from odooops.api.metrics import IngestTokenIn
 from odooops.console import forms
 from odooops.console.render import page
+from odooops.console.rights import is_admin
 from odooops.console.session import Seen, Visitor
 from odooops.errors import NotFound, OpsError
 from odooops.managers.hooks import Hooks
@@ -21,7 +22,6 @@ from odooops.managers.ingest_tokens import IngestTokens
 from odooops.managers.projects import Projects
 
 router = APIRouter(include_in_schema=False)
-ADMIN_ROLES = {"admin", "owner"}
 DELIVERIES_SHOWN = 20
 
 
@@ -37,7 +37,7 @@ async def _project_page(request: Request, who: Visitor, org: str, name: str, sta
                         **context) -> Response:
     db, ref = request.app.state.db, f"{org}/{name}"
     project = await Projects(db, who.actor).seen(ref)  # a stranger's project: 404 here
-    admin = project["my_role"] in ADMIN_ROLES
+    admin = is_admin(project["my_role"])
     if admin:
         context.setdefault("hook", await _hook(request, who, ref))
         context["deliveries"] = await Hooks(db, who.actor).deliveries(ref, DELIVERIES_SHOWN)

@@ -27,7 +27,8 @@ select * from ops.runs where id = %(run_id)s;
 select * from ops.cancel_run(%(run_id)s);
 
 -- name: place
-select r.*, o.slug || '/' || p.slug as project_ref, b.name as branch, ops.project_role(r.project_id) as my_role
+select r.*, o.slug || '/' || p.slug as project_ref, b.name as branch, b.stage,
+       ops.project_role(r.project_id) as my_role
   from ops.runs r join ops.projects p on p.id = r.project_id join ops.orgs o on o.id = p.org_id
   left join ops.branches b on b.id = r.branch_id
  where r.id = %(run_id)s;
