@@ -249,3 +249,41 @@ def test_signed_out_and_refused_pages(api, people, page, shoot):
     expect(page.locator("#read-only")).to_be_visible()  # a viewer reads the basics, no secrets
     expect(page.locator("#webhook")).to_have_count(0)
     look(page, shoot, "project-settings-viewer")
+
+
+def test_reading_a_log_search_filter_fold_link_and_follow(api, people, owner_db, page, shoot):
+    from test_console_logs import move, queue_build, write
+
+    run_id = queue_build(api, people)
+    lines = [(n, n, "error" if n % 50 == 0 else "info", "install" if n <= 150 else "test", "stdout",
+              f"line {n}" + (" the needle \x1b[31mred\x1b[0m" if n % 100 == 0 else "")) for n in range(1, 301)]
+    write(owner_db, run_id, lines)
+    move(owner_db, run_id, "claimed", "running")
+    sign_in(page, api, "alice@acme.test")
+
+    page.goto(f"{api}/runs/{run_id}#L120")
+    expect(page.locator("#L120")).to_have_class(re.compile(r"\btarget\b"))
+    expect(page.locator("#L120")).to_be_in_viewport()
+    expect(page.locator("#L100 .msg span.ansi-31")).to_have_text("red")  # colours, as classes
+
+    page.locator("#log-search").fill("needle")
+    expect(page.locator("#log mark")).to_have_count(3)
+    expect(page.locator("#log-hits")).to_have_text("1 of 3")
+    page.locator("#log-search").fill("")
+
+    page.locator("#log-level").select_option("error")
+    expect(page.locator("#L1")).to_be_hidden()
+    expect(page.locator("#L50")).to_be_visible()
+    page.locator("#log-level").select_option("debug")
+
+    page.locator("#log-fold").click()
+    expect(page.locator('details[data-phase="test"]')).not_to_have_attribute("open", "")
+    page.locator("#log-unfold").click()
+
+    page.evaluate("document.getElementById('log').scrollTop = 0")
+    expect(page.locator("#follow")).to_be_visible()  # scrolled up: the tail waits
+    shoot(page, "build-log-paused")
+    page.locator("#follow").click()
+    expect(page.locator("#follow")).to_be_hidden()
+    write(owner_db, run_id, [(301, 301, "info", "test", "stdout", "a line that came later")])
+    expect(page.locator("#L301")).to_be_in_viewport()  # streamed in, and followed

@@ -90,8 +90,12 @@
     return summary.appendChild(Object.assign(document.createElement("span"), { className: name }));
   }
 
-  $("log-fold").addEventListener("click", () => log.querySelectorAll("details.phase").forEach((d) => { d.open = false; }));
-  $("log-unfold").addEventListener("click", () => log.querySelectorAll("details.phase").forEach((d) => { d.open = true; }));
+  function foldAll(open) {
+    log.querySelectorAll("details.phase").forEach((d) => { d.open = open; });
+    if (following) log.scrollTop = log.scrollHeight;  // still at the live end, however tall the log became
+  }
+  $("log-fold").addEventListener("click", () => foldAll(false));
+  $("log-unfold").addEventListener("click", () => foldAll(true));
 
   // ---- the level filter --------------------------------------------------
 
