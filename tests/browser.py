@@ -140,6 +140,9 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser, request: pytest.FixtureRequest, screenshots: Path) -> Iterator[Page]:
     """A page in a fresh browser context (no cookies or storage from other tests)."""
     context = browser.new_context(viewport=DESKTOP)
+    # what a page's Content-Security-Policy blocks, for `accessible` to check: the console needs nothing of the kind
+    context.add_init_script("window.refusedByCsp = []; document.addEventListener('securitypolicyviolation',"
+                            " e => window.refusedByCsp.push(e.violatedDirective + ' ' + e.blockedURI));")
     page = context.new_page()
     yield page
     report = request.node.stash.get(REPORT, None)
@@ -181,11 +184,16 @@ def shoot(screenshots: Path) -> Callable[[Page, str], tuple[Path, Path]]:
 
 
 def accessible(page: Page) -> None:
-    """No axe-core violation of WCAG 2 A/AA on the page, light and dark."""
+    """No axe-core violation of WCAG 2 A/AA on the page, light and dark (and
+    nothing the page's Content-Security-Policy had to block)."""
+    assert page.evaluate("window.refusedByCsp || []") == [], page.url
     if not page.evaluate("typeof axe !== 'undefined'"):
-        page.add_script_tag(path=str(AXE))
+        # evaluated, not added as a <script>: the console's Content-Security-Policy refuses those
+        page.evaluate(AXE.read_text())
         # colours fade for 0.2 s when the scheme changes: judge the final ones
-        page.add_style_tag(content="*, *::before, *::after { transition: none !important; }")
+        page.evaluate("""() => { const still = new CSSStyleSheet();
+            still.replaceSync('*, *::before, *::after { transition: none !important; }');
+            document.adoptedStyleSheets = [...document.adoptedStyleSheets, still]; }""")
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
         found = page.evaluate("""async () => (await axe.run(document, {

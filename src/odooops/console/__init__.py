@@ -12,6 +12,15 @@ from odooops.console.render import HERE, error_page
 from odooops.console.session import SignInRequired
 
 ROUTERS = (pages, first_run, branches, builds, logs, queue, settings)
+# Every page: only this site's own scripts, styles and connections (the console
+# has no inline script or style), never inside another site's frame.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def is_page(request: Request) -> bool:
@@ -24,6 +33,14 @@ def install(app: FastAPI) -> None:
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def page_headers(request: Request, call_next) -> Response:
+        response = await call_next(request)
+        if is_page(request) or request.url.path.startswith("/static/"):
+            for name, value in PAGE_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
 
     @app.exception_handler(SignInRequired)
     async def sign_in(request: Request, exc: SignInRequired) -> Response:
