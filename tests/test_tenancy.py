@@ -307,7 +307,7 @@ LOG_READS = {
 
 @pytest.mark.parametrize("read", sorted(LOG_READS))
 def test_log_reads_check_the_run_once_for_owner_teammate_and_stranger(app_db, owner_db, world, read):
-    """The security-definer log readers (0016) see what the policies would: the
+    """The security-definer log readers (0012) see what the policies would: the
     run's members read its log and files, a stranger and no one at all nothing."""
     run = world.shop_runs["production"]
     with owner_conn(owner_db) as conn:
@@ -325,7 +325,7 @@ def test_log_reads_check_the_run_once_for_owner_teammate_and_stranger(app_db, ow
 
 
 def test_the_queue_shows_each_their_own_runs(app_db, world):
-    """ops.queue() is security definer (0017): it names the caller's projects itself."""
+    """ops.queue() is security definer (0013): it names the caller's projects itself."""
     seen = {}
     for name, actor in (("alice", Actor.user(world.alice)), ("bob", Actor.user(world.bob)),
                         ("eve", Actor.user(world.eve)), ("carol", Actor.user(world.carol)),
