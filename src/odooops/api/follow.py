@@ -22,7 +22,7 @@ async def follow(runs: Runs, run_id: int, after: int,
     when `gone()` says the reader left."""
     while not await gone():
         run = await runs.get(run_id)
-        while lines := await runs.logs(run_id, after, BATCH):
+        while lines := await runs.lines(run_id, after, BATCH):
             yield run, lines
             after = lines[-1]["seq"]
         yield run, []

@@ -79,6 +79,11 @@ class Runs(Manager):
 
     async def logs(self, run_id: int, after_seq: int = 0, limit: int = 1000) -> list[dict]:
         await self.get(run_id)  # unknown and hidden runs say so instead of showing an empty log
+        return await self.lines(run_id, after_seq, limit)
+
+    async def lines(self, run_id: int, after_seq: int, limit: int) -> list[dict]:
+        """The log after `after_seq`, for a caller that has just read the run
+        (a run the caller may not see simply has no lines)."""
         return await self.all(Q["logs"], {"run_id": run_id, "after_seq": after_seq, "limit": limit})
 
     async def cancel(self, run_id: int) -> dict:
