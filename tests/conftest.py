@@ -171,6 +171,28 @@ def _wait_healthy(proc: subprocess.Popen, base: str, log: Path | None = None) ->
     raise AssertionError(log.read_text() if log else proc.stdout.read())
 
 
+def process_env(settings: Settings, **more: str) -> dict:
+    """The environment of an `odooops` process on this test's database (and
+    no ODOOOPS_* setting of the developer's own)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
+    env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
+                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, **more})
+    return env
+
+
+@pytest.fixture
+def runner(settings):
+    """A real `odooops runner` on this test's database, polling every 0.5 s;
+    its output in runner.log beside the data dir."""
+    with (settings.data_dir.parent / "runner.log").open("w") as output:
+        proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner"],
+                                env=process_env(settings, ODOOOPS_POLL_SECONDS="0.5"),
+                                stdout=output, stderr=subprocess.STDOUT)
+    yield proc
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
 @pytest.fixture
 def serve_api(settings):
     """Start a real `odooops serve` on this test's database, with extra
@@ -180,10 +202,7 @@ def serve_api(settings):
 
     def start(env: dict | None = None) -> str:
         port = free_port()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
-        full_env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir),
-                         "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                         "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_PORT": str(port), **(env or {})})
+        full_env = process_env(settings, ODOOOPS_PORT=str(port), **(env or {}))
         # to a file: a pipe nobody reads would fill with the access log and stop the server
         log = settings.data_dir.parent / f"serve-{port}.log"
         with log.open("w") as output:

@@ -6,7 +6,6 @@ in the light and the dark scheme."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from browser import accessible, fits_a_phone, sign_in
-from conftest import APP_PASSWORD, PASSWORD, free_port
+from conftest import PASSWORD, free_port, process_env
 from helpers import make_repo, recipe
 
 TIMEOUT = 60_000  # ms: a build on a busy 2-core machine
@@ -28,13 +27,6 @@ def look(page: Page, shoot, name: str) -> None:
     shoot(page, name)
     accessible(page)
     fits_a_phone(page)
-
-
-def control_plane_env(settings, **more: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
-    env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_POLL_SECONDS": "0.5", "COLUMNS": "200", **more})
-    return env
 
 
 def answers(base: str) -> bool:
@@ -51,7 +43,7 @@ def control_plane(settings, tmp_path):
     port = free_port()
     log = tmp_path / "up.log"
     with log.open("w") as output:
-        up = subprocess.Popen([sys.executable, "-m", "odooops", "up"], env=control_plane_env(settings, ODOOOPS_PORT=str(port)),
+        up = subprocess.Popen([sys.executable, "-m", "odooops", "up"], env=process_env(settings, ODOOOPS_PORT=str(port), ODOOOPS_POLL_SECONDS="0.5", COLUMNS="200"),
                               stdout=output, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -63,17 +55,6 @@ def control_plane(settings, tmp_path):
     finally:
         up.terminate()
         up.wait(timeout=60)
-
-
-@pytest.fixture
-def runner(settings):
-    """A runner on this test's database, for tests that serve with `api`."""
-    with (settings.data_dir.parent / "runner.log").open("w") as output:
-        proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner"], env=control_plane_env(settings),
-                                stdout=output, stderr=subprocess.STDOUT)
-    yield proc
-    proc.terminate()
-    proc.wait(timeout=60)
 
 
 def test_new_user_sets_up_creates_a_project_builds_and_watches_it_live(control_plane, page, shoot, tmp_path):

@@ -6,15 +6,12 @@ stranger may do."""
 from __future__ import annotations
 
 import html
-import os
 import re
-import subprocess
-import sys
 import time
 
 import httpx
 
-from conftest import APP_PASSWORD, owner_conn
+from conftest import owner_conn
 from helpers import as_, envelope
 
 PAGE = "/p/acme/shop"
@@ -234,28 +231,19 @@ def test_live_stream_sends_the_lanes_when_they_change(console, api, tenants):
         assert lanes_of(moved["data"])["feature"] == "staging"
 
 
-def test_a_card_turns_healthy_live_when_a_runner_builds_it(console, settings, tenants):
+def test_a_card_turns_healthy_live_when_a_runner_builds_it(console, settings, tenants, runner):
     alice = console("alice")
     since = re.search(r"live\?since=(\w+)", alice.get(PAGE).text)[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
-    env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_POLL_SECONDS": "0.5"})
-    runner = subprocess.Popen([sys.executable, "-m", "odooops", "runner"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with alice.stream("GET", f"{PAGE}/live?since={since}", timeout=60) as live:
-            lines = live.iter_lines()
-            assert alice.post(f"{PAGE}/build", data={"csrf_token": alice.csrf, "branch": "feature"}).status_code == 303
-            seen = []
-            while "data-status=\"succeeded\"" not in (last := card(next_event(lines)["data"], "feature")):
-                seen.append(re.search(r'data-status="(\w+)"', last)[1])
-            assert set(seen) <= {"queued", "claimed", "running"}  # a quick build may finish within one tick
-            assert ">Healthy<" in last
-            # the runner read the commit it built: its message and author are on the card
-            assert '<span class="message" title="first">first</span>' in last and '<span class="author">t</span>' in last
-    finally:
-        runner.terminate()
-        runner.wait(timeout=30)
+    with alice.stream("GET", f"{PAGE}/live?since={since}", timeout=60) as live:
+        lines = live.iter_lines()
+        assert alice.post(f"{PAGE}/build", data={"csrf_token": alice.csrf, "branch": "feature"}).status_code == 303
+        seen = []
+        while "data-status=\"succeeded\"" not in (last := card(next_event(lines)["data"], "feature")):
+            seen.append(re.search(r'data-status="(\w+)"', last)[1])
+        assert set(seen) <= {"queued", "claimed", "running"}  # a quick build may finish within one tick
+        assert ">Healthy<" in last
+        # the runner read the commit it built: its message and author are on the card
+        assert '<span class="message" title="first">first</span>' in last and '<span class="author">t</span>' in last
 
 
 def test_admins_add_a_branch_by_hand_others_cannot(console):

@@ -6,10 +6,7 @@ who may see and do what; the ANSI converter on its own."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -17,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from conftest import APP_PASSWORD, owner_conn
+from conftest import owner_conn
 from helpers import as_, sse
 from odooops.console import ansi
 from odooops.console.logs import text_line
@@ -73,7 +70,7 @@ def test_page_shows_phases_with_durations_and_a_link_to_every_line(console, fail
     page = console("alice").get(f"/runs/{failed_build}")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
-    assert f'href="/p/acme/shop/b/feature">feature</a>' in html and f"build #{failed_build}" in html
+    assert 'href="/p/acme/shop/b/feature">feature</a>' in html and f"build #{failed_build}" in html
     assert 'id="log-status"' in html and 'data-status="failed"' in html
     sections = re.findall(r'<details open class="phase" data-phase="([^"]*)">\s*<summary>(.*?)</summary>', html, re.S)
     assert [name for name, _ in sections] == ["", "checkout", "test", ""]
@@ -199,19 +196,10 @@ def test_a_long_log_shows_its_end_and_offers_the_rest(console, api, tenants, own
     assert len(alice.get(f"/runs/{run_id}/log.txt").text.splitlines()) == 5003
 
 
-def test_a_real_build_streams_live_until_it_succeeds(console, api, tenants, settings):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
-    env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_POLL_SECONDS": "0.5"})
-    runner = subprocess.Popen([sys.executable, "-m", "odooops", "runner"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        run_id = queue_build(api, tenants)
-        with console("alice").stream("GET", f"/runs/{run_id}/live", timeout=120) as response:
-            events = sse(response)
-    finally:
-        runner.terminate()
-        runner.wait(timeout=30)
+def test_a_real_build_streams_live_until_it_succeeds(console, api, tenants, runner):
+    run_id = queue_build(api, tenants)
+    with console("alice").stream("GET", f"/runs/{run_id}/live", timeout=120) as response:
+        events = sse(response)
     phases = [json.loads(e["data"])["phase"] for e in events if e["event"] == "line"]
     assert {"checkout", "ok"} <= set(phases)
     assert events[-1]["event"] == "end" and json.loads(events[-1]["data"])["status"] == "succeeded"
