@@ -11,40 +11,39 @@ from odooops.errors import InvalidInput
 GIT_TIMEOUT = 30
 
 
-async def resolve_head(repo_url: str, branch: str) -> str:
-    """The commit at the head of `branch` in the repository at `repo_url`."""
+async def _git(*args: str, too_slow: str) -> tuple[int, str, str]:
+    """Run git with no prompt and a time limit (past it, InvalidInput(too_slow)):
+    its exit code, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
-        "git", "ls-remote", "--heads", "--", repo_url, f"refs/heads/{branch}",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "git", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={"GIT_TERMINAL_PROMPT": "0", "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
     try:
         out, err = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT)
     except TimeoutError:
         proc.kill()
-        raise InvalidInput(f"git ls-remote {repo_url} took over {GIT_TIMEOUT}s; pass --commit") from None
-    if proc.returncode != 0:
-        lines = err.decode(errors="replace").strip().splitlines() or ["git failed"]
+        raise InvalidInput(too_slow) from None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def resolve_head(repo_url: str, branch: str) -> str:
+    """The commit at the head of `branch` in the repository at `repo_url`."""
+    code, out, err = await _git("ls-remote", "--heads", "--", repo_url, f"refs/heads/{branch}",
+                                too_slow=f"git ls-remote {repo_url} took over {GIT_TIMEOUT}s; pass --commit")
+    if code != 0:
+        lines = err.strip().splitlines() or ["git failed"]
         reason = next((x for x in lines if x.startswith("fatal:")), lines[0]).removeprefix("fatal: ")
         raise InvalidInput(f"cannot read branch {branch!r} of {repo_url}: {reason}")
-    line = out.decode().split()
+    line = out.split()
     if not line:
         raise InvalidInput(f"{repo_url} has no branch {branch!r}")
     return line[0]
 
 
-
 async def describe_head(checkout: Path) -> tuple[str, str]:
     """The subject and author name of the commit checked out in `checkout`."""
-    proc = await asyncio.create_subprocess_exec(
-        "git", "-C", str(checkout), "log", "-1", "--no-show-signature", "--format=%s%x00%an",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"GIT_TERMINAL_PROMPT": "0", "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        raise InvalidInput(f"git log took over {GIT_TIMEOUT}s") from None
-    subject, sep, author = out.decode(errors="replace").rstrip("\n").partition("\0")
-    if proc.returncode != 0 or not sep:
-        raise InvalidInput(err.decode(errors="replace").strip() or "git log said nothing")
+    code, out, err = await _git("-C", str(checkout), "log", "-1", "--no-show-signature", "--format=%s%x00%an",
+                                too_slow=f"git log took over {GIT_TIMEOUT}s")
+    subject, sep, author = out.rstrip("\n").partition("\0")
+    if code != 0 or not sep:
+        raise InvalidInput(err.strip() or "git log said nothing")
     return subject, author
