@@ -4,6 +4,7 @@ logs, artifacts, cancel, timeouts, lost workers, shutdown and the sandbox."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 import psutil
 import pytest
@@ -192,6 +194,39 @@ def test_secrets_are_masked_in_events_and_log_artifact(settings, project, runner
                            (row["id"],)).fetchone()["sha256"]
     text = (settings.data_dir / "artifacts" / sha[:2] / sha).read_text()
     assert "token is ********" in text and secret not in text
+
+
+def test_encoded_secrets_are_masked_and_a_binary_artifact_holding_one_is_withheld(settings, project, runners):
+    secret = "s3cr3t/value+1234 x"
+    b64, basic = base64.b64encode(secret.encode()).decode(), base64.b64encode(f"user:{secret}".encode()).decode()
+    shown = {"base64": b64, "basic auth": basic[8:-4], "hex": secret.encode().hex(),
+             "url": urllib.parse.quote_plus(secret)}
+    project({".odooops.toml": recipe({"name": "leak", "command": (
+        'printf %s "$API_TOKEN" | base64; printf "user:%s" "$API_TOKEN" | base64; '
+        'python3 -c "import os; print(os.environ[\'API_TOKEN\'].encode().hex())"; '
+        'python3 -c "import os, urllib.parse as u; print(\'?t=\' + u.quote_plus(os.environ[\'API_TOKEN\']))"; '
+        'echo "key=$API_TOKEN" > $ODOOOPS_ARTIFACTS/env.txt; '
+        'printf "user:%s" "$API_TOKEN" | base64 >> $ODOOOPS_ARTIFACTS/env.txt; '
+        'printf "\\0\\1%s" "$API_TOKEN" > $ODOOOPS_ARTIFACTS/dump.bin; echo done')})},
+            secret_env={"API_TOKEN": secret})
+    runners()
+    row = wait_status(settings, trigger(settings), {"succeeded"})
+    log = messages(settings, row["id"])
+    assert "done" in log and sum("********" in m for m in log) >= 4, log
+    withheld = [m for m in log if m.startswith("artifact dump.bin withheld")]
+    assert withheld and "secret" in withheld[0]
+    with owner_conn(settings.database_url.reveal()) as conn:
+        artifacts = {a["name"]: a["sha256"] for a in conn.execute(
+            "select name, sha256 from ops.artifacts where run_id = %s", (row["id"],))}
+        level = conn.execute("select level from ops.run_events where run_id = %s and message = %s",
+                             (row["id"], withheld[0])).fetchone()["level"]
+    assert set(artifacts) == {"log.txt", "env.txt"} and level == "warning"
+    texts = {name: (settings.data_dir / "artifacts" / sha[:2] / sha).read_text() for name, sha in artifacts.items()}
+    assert texts["env.txt"].startswith("key=********\n") and withheld[0] in texts["log.txt"]
+    for where, text in [*texts.items(), *(("event", m) for m in log)]:
+        assert secret not in text, where
+        for form, value in shown.items():
+            assert value not in text, (form, where)
 
 
 def _accept_all(server: socket.socket) -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from odooops.errors import LeaseLost, OpsError
 from odooops.managers.events import Events, copy_escape
+from odooops.runner.masking import Masker
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.1
 MAX_BATCH = 20000
-MASK = "********"
 # Odoo's format: "2024-05-01 12:00:00,123 42 WARNING db odoo.x: message"; Python's logging too.
 _LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b[: ]")
 _LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "WARN": "warning",
@@ -30,26 +30,15 @@ def level_of(line: str) -> str:
     return _LEVELS[match.group(1)] if match else "info"
 
 
-class Masker:
-    def __init__(self, secrets: list[str]):
-        # longest first, so a secret containing another is masked whole
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
-
-
 class LogSink:
     def __init__(self, events: Events, run_id: int, attempt: int, first_seq: int, log_file: Path, masker: Masker):
         self._events = events
         self._run_id = run_id
         self._attempt = attempt
         self._seq = first_seq
+        self._path = log_file
         self._file = log_file.open("a", encoding="utf-8")
-        self._mask = masker
+        self.mask = masker
         self._rows: list[str] = []  # lines in COPY's text format
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -64,9 +53,8 @@ class LogSink:
         head = f"{self._run_id}\t{self._attempt}\t"
         tail = f"\t{datetime.now(timezone.utc).isoformat()}\t"
         middle = f"\t{copy_escape(self.phase)}\t{stream}\t"
-        rows, seq, mask = self._rows, self._seq, self._mask
-        for line in lines:
-            line = mask(line)
+        rows, seq = self._rows, self._seq
+        for line in self.mask.lines(lines):
             self._file.write(line + "\n")
             rows.append(f"{head}{seq}{tail}{level or level_of(line)}{middle}{copy_escape(line)}\n")
             seq += 1
@@ -109,3 +97,13 @@ class LogSink:
             await self._task
         await self.flush()
         self._file.close()
+
+    async def late(self, messages: list[str], level: str = "warning") -> None:
+        """Lines the runner writes after the log was closed (about the
+        artifacts, which are stored after it), into the log file too."""
+        if not messages:
+            return
+        self._file = self._path.open("a", encoding="utf-8")
+        self.lines("system", messages, level)
+        self._file.close()
+        await self.flush()

@@ -161,7 +161,9 @@ class Runner:
             log.info("run %s attempt %s: lease lost before finishing", job.id, job.attempt)
 
     async def _store_artifacts(self, job: Job) -> None:
-        stored = self.store.collect(job.workdir / "artifacts")
+        # masked like the log (which is masked as it is written); in a thread, as a large file takes a while
+        stored, withheld = await asyncio.to_thread(self.store.collect, job.workdir / "artifacts", job.sink.mask)
+        await job.sink.late([w.message for w in withheld])
         stored.append(self.store.put(job.workdir / "log.txt", "log.txt"))
         for a in stored:
             await self.events.record_artifact(job.id, job.attempt, a.name, a.sha256, a.size, a.content_type, a.uri)
