@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
 from odooops.managers.tokens import Tokens
 from odooops.managers.users import Users, hash_password
+from odooops.repos import Host
 from odooops.settings import Secret, Settings
 
 pytest_plugins = ["browser"]  # browser, page, screenshots, shoot: see tests/browser.py
@@ -102,7 +103,17 @@ def owner_db(make_db) -> str:
 @pytest.fixture
 def settings(owner_db: str, tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", database_url=Secret(owner_db),
-                    app_role=APP_ROLE, app_password=Secret(APP_PASSWORD))
+                    app_role=APP_ROLE, app_password=Secret(APP_PASSWORD), repo_roots=(tmp_path,))
+
+
+def repo_roots(settings: Settings) -> str:
+    """ODOOOPS_REPO_ROOTS of a process on this test's settings: its temp dir."""
+    return os.pathsep.join(str(p) for p in settings.repo_roots)
+
+
+def allow_path(db, settings: Settings, org: str, path) -> Awaitable[dict]:
+    """As the operator, let `org`'s projects use local repositories inside `path`."""
+    return Orgs(db, SERVICE).allow_path(org, str(path), Host.of(settings))
 
 
 @pytest.fixture
@@ -143,6 +154,7 @@ def cli(settings: Settings):
             "ODOOOPS_DATA_DIR": str(settings.data_dir),
             "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
             "ODOOOPS_APP_PASSWORD": APP_PASSWORD,
+            "ODOOOPS_REPO_ROOTS": repo_roots(settings),
             "COLUMNS": "200",
             "XDG_CONFIG_HOME": str(settings.data_dir.parent / "config"),  # where `odooops login` keeps its token
         })
@@ -176,7 +188,7 @@ def process_env(settings: Settings, **more: str) -> dict:
     no ODOOOPS_* setting of the developer's own)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
     env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, **more})
+                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_REPO_ROOTS": repo_roots(settings), **more})
     return env
 
 
@@ -242,6 +254,8 @@ def tenants(settings, tmp_path):
         await Orgs(db, SERVICE).create("acme", owner_email=emails["alice"])
         await Orgs(db, SERVICE).create("evil", owner_email=emails["eve"])
         await Orgs(db, SERVICE).add_member("acme", emails["bob"], "viewer")
+        for org in ("acme", "evil"):
+            await allow_path(db, settings, org, repo)
         await Projects(db, SERVICE).create("acme/shop", repo)
         await Projects(db, SERVICE).create("evil/lab", repo)
         await Branches(db, SERVICE).add("acme/shop", "feature")

@@ -16,8 +16,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from browser import accessible, fits_a_phone, sign_in
-from conftest import PASSWORD, free_port, process_env
-from helpers import make_repo, recipe
+from conftest import PASSWORD, allow_path, free_port, process_env
+from helpers import call, make_repo, recipe
 
 TIMEOUT = 60_000  # ms: a build on a busy 2-core machine
 
@@ -57,7 +57,8 @@ def control_plane(settings, tmp_path):
         up.wait(timeout=60)
 
 
-def test_new_user_sets_up_creates_a_project_builds_and_watches_it_live(control_plane, page, shoot, tmp_path):
+def test_new_user_sets_up_creates_a_project_builds_and_watches_it_live(control_plane, page, shoot, settings,
+                                                                     tmp_path):
     base, printed = control_plane
     link = re.search(r"http://\S+/setup\?token=\w+", printed)
     assert link, printed
@@ -78,6 +79,7 @@ def test_new_user_sets_up_creates_a_project_builds_and_watches_it_live(control_p
     page.get_by_role("button", name="Create owner and sign in").click()
     expect(page.get_by_role("heading", name="No projects yet")).to_be_visible()
     look(page, shoot, "projects-empty")
+    call(settings, lambda db: allow_path(db, settings, "ada", repo))  # the operator gives ada its folder
 
     page.get_by_label("Short name").fill("Not Valid")
     page.get_by_label("Git repository").fill(str(repo))
@@ -121,6 +123,7 @@ def trigger(api: str, token: str, branch: str) -> int:
 def test_cancel_a_running_build(api, people, runner, page, shoot, settings):
     slow = make_repo(settings.data_dir.parent / "slow", {".odooops.toml": recipe(
         {"name": "forever", "command": "echo started; sleep 120"})}, branches=("feature",))
+    call(settings, lambda db: allow_path(db, settings, "acme", slow))
 
     assert httpx.patch(f"{api}/api/v1/projects/acme/shop", json={"repo_url": str(slow)},
                        headers={"Authorization": f"Bearer {people['alice']}"}).status_code == 200

@@ -46,6 +46,7 @@ def acme(cli, repo):
     ok(cli("org", "create", "acme", "--name", "Acme", "--owner", "alice@acme.test"))
     ok(cli("org", "create", "evil", "--owner", "eve@evil.test"))
     ok(cli("member", "add", "acme", "bob@acme.test", "--role", "developer"))
+    ok(cli("org", "allow-path", "acme", str(repo)))  # the operator gives acme its folder of this host
     ok(cli("project", "create", "acme/shop", "--repo", str(repo), "--odoo-version", "17.0"))
     return repo
 
@@ -94,10 +95,10 @@ def test_password_is_hashed_with_argon2(cli, acme, owner_db):
     (["org", "create", "Not A Slug"], "an org slug is 1-63 lowercase letters"),
     (["user", "create", "alice@ACME.test", "--no-password"], "a user with that email already exists"),
     (["user", "create", "not-an-email", "--no-password"], "not a valid email address"),
-    (["project", "create", "acme/shop", "--repo", "x"], "that org already has a project with that slug"),
-    (["project", "create", "nope/shop", "--repo", "x"], "no org 'nope'"),
-    (["project", "create", "shop", "--repo", "x"], "name a project as ORG/PROJECT"),
-    (["project", "create", "acme/x", "--repo", "x", "--odoo-version", "latest"], "an Odoo version looks like 17.0"),
+    (["project", "create", "acme/shop", "--repo", "https://git.example.com/x.git"], "that org already has a project with that slug"),
+    (["project", "create", "nope/shop", "--repo", "https://git.example.com/x.git"], "no org 'nope'"),
+    (["project", "create", "shop", "--repo", "https://git.example.com/x.git"], "name a project as ORG/PROJECT"),
+    (["project", "create", "acme/x", "--repo", "https://git.example.com/x.git", "--odoo-version", "latest"], "an Odoo version looks like 17.0"),
     (["branch", "add", "acme/shop", "main"], "already has a branch with that name"),
     (["branch", "add", "acme/shop", "bad..name"], "not a valid git branch name"),
     (["branch", "add", "acme/shop", "x", "--stage", "prod"], "a stage is one of"),
@@ -125,7 +126,7 @@ def test_stage_rules(cli, acme):
 
 
 def test_unreadable_repository_asks_for_a_commit(cli, acme, tmp_path):
-    ok(cli("project", "create", "acme/ghost", "--repo", str(tmp_path / "missing")))
+    ok(cli("project", "create", "acme/ghost", "--repo", "https://127.0.0.1:1/missing.git"))
     fails(cli("build", "trigger", "acme/ghost", "main"), "cannot read branch 'main'")
 
 
@@ -137,7 +138,7 @@ def test_finished_run_cannot_be_canceled_again(cli, acme):
 
 def test_nothing_half_written(cli, acme, owner_db):
     # the project insert succeeds, then its production branch is refused: neither remains
-    fails(cli("project", "create", "acme/half", "--repo", "x", "--default-branch", "bad..name"),
+    fails(cli("project", "create", "acme/half", "--repo", "https://git.example.com/x.git", "--default-branch", "bad..name"),
           "not a valid git branch name")
     with owner_conn(owner_db) as conn:
         assert conn.execute("select count(*) as n from ops.projects where slug = 'half'").fetchone()["n"] == 0

@@ -12,8 +12,8 @@ import time
 
 import httpx
 
-from conftest import APP_PASSWORD
-from helpers import as_, commit, git, make_repo, recipe, sse
+from conftest import APP_PASSWORD, allow_path, repo_roots
+from helpers import as_, call, commit, git, make_repo, recipe, sse
 
 
 def test_git_push_builds_and_streams(api, tenants, settings, tmp_path):
@@ -23,6 +23,7 @@ def test_git_push_builds_and_streams(api, tenants, settings, tmp_path):
     work = make_repo(tmp_path / "work", {".odooops.toml": recipe({"name": "greet", "command": "echo hello from a push"})})
     git(work, "remote", "add", "origin", str(origin))
     git(work, "push", "-q", "origin", "main")
+    call(settings, lambda db: allow_path(db, settings, "acme", origin))  # the operator gives acme its git server's folder
     assert httpx.patch(f"{api}/api/v1/projects/acme/shop", json={"repo_url": str(origin)}, headers=alice).status_code == 200
 
     hook = httpx.post(f"{api}/api/v1/projects/acme/shop/hook", headers=alice).json()
@@ -34,7 +35,8 @@ def test_git_push_builds_and_streams(api, tenants, settings, tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
     env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_POLL_SECONDS": "0.5"})
+                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_REPO_ROOTS": repo_roots(settings),
+                "ODOOOPS_POLL_SECONDS": "0.5"})
     runner = subprocess.Popen([sys.executable, "-m", "odooops", "runner"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

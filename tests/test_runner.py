@@ -20,7 +20,7 @@ import psutil
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import APP_PASSWORD, owner_conn
+from conftest import APP_PASSWORD, allow_path, owner_conn, repo_roots
 from helpers import SERVICE, call, commit, git, make_repo, recipe
 from odooops.errors import LeaseLost
 from odooops.managers.branches import Branches
@@ -43,7 +43,7 @@ def runners(settings):
     def start(concurrency: int = 2, **env: str) -> subprocess.Popen:
         full = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
         full.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                     "ODOOOPS_APP_PASSWORD": APP_PASSWORD, **FAST, **env})
+                     "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_REPO_ROOTS": repo_roots(settings), **FAST, **env})
         proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner", "--concurrency", str(concurrency)],
                                 env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         started.append(proc)
@@ -65,6 +65,7 @@ def project(settings, tmp_path):
 
         async def work(db):
             await Orgs(db, SERVICE).create("acme")
+            await allow_path(db, settings, "acme", repo)
             await Projects(db, SERVICE).create("acme/app", str(repo))
         call(settings, work)
         if project_settings:

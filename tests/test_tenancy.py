@@ -16,6 +16,7 @@ ACME_ROWS = {
     "orgs": "id = %(acme)s",
     "users": "id in (%(alice)s, %(bob)s)",
     "org_members": "org_id = %(acme)s",
+    "org_repo_roots": "org_id = %(acme)s",
     "project_members": "project_id = %(shop)s",
     "api_tokens": "user_id in (%(alice)s, %(bob)s)",
     "sessions": "user_id in (%(alice)s, %(bob)s)",
@@ -40,6 +41,7 @@ UPDATES = {
     "orgs": "update ops.orgs set name = 'pwned' where {where}",
     "users": "update ops.users set name = 'pwned' where {where}",
     "org_members": "update ops.org_members set role = 'viewer' where {where}",
+    "org_repo_roots": "update ops.org_repo_roots set path = '/' where {where}",
     "project_members": "update ops.project_members set role = 'viewer' where {where}",
     "api_tokens": "update ops.api_tokens set revoked_at = now() where {where}",
     "sessions": "update ops.sessions set last_seen_at = now() where {where}",
@@ -58,6 +60,7 @@ INSERTS = {
     "orgs": "insert into ops.orgs (slug, name) values ('acme2', 'x')",
     "users": "insert into ops.users (email) values ('mallory@evil.test')",
     "org_members": "insert into ops.org_members (org_id, user_id, role) values (%(acme)s, %(eve)s, 'owner')",
+    "org_repo_roots": "insert into ops.org_repo_roots (org_id, path) values (%(acme)s, '/')",
     "project_members": "insert into ops.project_members (project_id, user_id, role) values (%(shop)s, %(eve)s, 'owner')",
     "api_tokens": "insert into ops.api_tokens (user_id, name, token_hash) values (%(alice)s, 'x', 'stolen')",
     "sessions": "insert into ops.sessions (user_id, token_hash) values (%(alice)s, 'stolen')",
@@ -233,6 +236,7 @@ ACTIONS = {
         "insert into ops.org_members (org_id, user_id, role) values (%(acme)s, %(carol)s, 'owner')", "owner"),
     "add a project member": (
         "insert into ops.project_members (project_id, user_id, role) values (%(shop)s, %(carol)s, 'viewer')", "admin"),
+    "give the org a folder of the host": ("insert into ops.org_repo_roots (org_id, path) values (%(acme)s, '/')", None),
     "rename the org": ("update ops.orgs set name = 'New' where id = %(acme)s", "admin"),
     "delete the org": ("delete from ops.orgs where id = %(acme)s", "owner"),
     "create a project in the org": (

@@ -81,6 +81,7 @@ def seed(owner_conninfo: str, bob_role: str | None = "developer") -> World:
                          (user, f"hash-{user}"))
             conn.execute("insert into ops.sessions (user_id, token_hash) values (%s, %s)", (user, f"session-{user}"))
         conn.execute("insert into ops.login_failures (email, address) values ('alice@acme.test', '10.0.0.1')")
+        conn.execute("insert into ops.org_repo_roots values (%s, '/srv/git/acme'), (%s, '/srv/git/evil')", (acme, evil))
         for project in (shop, lab):
             hook = _one(conn, "insert into ops.hooks (project_id) values (%s) returning id", (project,))["id"]
             delivery = _one(conn, "insert into ops.hook_deliveries (host, hook_id, project_id, delivery_id, event, "

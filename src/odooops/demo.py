@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from odooops import repos
 from odooops.db import Actor, Database
 from odooops.errors import Conflict
 from odooops.managers.branches import Branches
@@ -54,6 +55,8 @@ async def create(db: Database, data_dir: Path) -> str:
         await Orgs(db, actor).create("demo", "Demo")
     except Conflict:
         pass
+    # the demo's folder is the operator's to give, even with no ODOOOPS_REPO_ROOTS
+    await Orgs(db, actor).allow_path("demo", str(repo.parent), repos.Host((), data_dir))
     try:
         await Projects(db, actor).create(PROJECT, str(repo), name="Hello Odoo")
     except Conflict:

@@ -6,17 +6,18 @@ import asyncio
 import os
 from pathlib import Path
 
+from odooops import repos
 from odooops.errors import InvalidInput
 
 GIT_TIMEOUT = 30
 
 
-async def _git(*args: str, too_slow: str) -> tuple[int, str, str]:
-    """Run git with no prompt and a time limit (past it, InvalidInput(too_slow)):
-    its exit code, stdout and stderr."""
+async def _git(*args: str, too_slow: str, env: dict[str, str] = repos.GIT_ENV) -> tuple[int, str, str]:
+    """Run git with no prompt, none of the host's configuration or credentials,
+    and a time limit (past it, InvalidInput(too_slow)): its exit code, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
         "git", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"GIT_TERMINAL_PROMPT": "0", "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        env={**env, "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
     try:
         out, err = await asyncio.wait_for(proc.communicate(), GIT_TIMEOUT)
     except TimeoutError:
@@ -25,10 +26,12 @@ async def _git(*args: str, too_slow: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
-async def resolve_head(repo_url: str, branch: str) -> str:
-    """The commit at the head of `branch` in the repository at `repo_url`."""
-    code, out, err = await _git("ls-remote", "--heads", "--", repo_url, f"refs/heads/{branch}",
-                                too_slow=f"git ls-remote {repo_url} took over {GIT_TIMEOUT}s; pass --commit")
+async def resolve_head(source: repos.Source, branch: str) -> str:
+    """The commit at the head of `branch` in the repository `source`."""
+    repo_url = repos.display(source.url)
+    code, out, err = await _git("ls-remote", "--heads", "--", source.url, f"refs/heads/{branch}",
+                                too_slow=f"git ls-remote {repo_url} took over {GIT_TIMEOUT}s; pass --commit",
+                                env=source.git_env())
     if code != 0:
         lines = err.strip().splitlines() or ["git failed"]
         reason = next((x for x in lines if x.startswith("fatal:")), lines[0]).removeprefix("fatal: ")

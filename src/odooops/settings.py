@@ -48,6 +48,7 @@ DOCUMENTED = [
     ("ODOOOPS_DATABASE_URL", "(embedded)", "PostgreSQL 14+ URL of the owner role (runs migrations). Unset: an embedded server in the data dir."),
     ("ODOOOPS_APP_ROLE", "odooops_app", "Login role the application connects as; it can only SET ROLE to anon, authenticated, service_role."),
     ("ODOOOPS_APP_PASSWORD", "(generated)", "Password of the application role. Unset: generated once and kept in the data dir."),
+    ("ODOOOPS_REPO_ROOTS", "(none)", "Folders (colon-separated, absolute) whose local git repositories projects may use: each org only inside the roots the operator assigned it (`odooops org allow-path`). Unset: remote repositories only (and the demo's)."),
     ("ODOOOPS_SECRET_KEY", "(generated)", "Key the webhook secrets are derived from; every API host of one database needs the same. Unset: generated once and kept in the data dir."),
     ("ODOOOPS_POOL_SIZE", "10", "Largest number of database connections one process opens."),
     ("ODOOOPS_AS", "(none)", "Email of the user the CLI acts as, under row-level security. Unset: the local operator (service_role)."),
@@ -74,6 +75,7 @@ class Settings:
     app_role: str = "odooops_app"
     app_password: Secret | None = None
     secret_key: Secret | None = None
+    repo_roots: tuple[Path, ...] = ()
     pool_size: int = 10
     acting_as: str | None = None
     host: str = "127.0.0.1"
@@ -98,6 +100,7 @@ class Settings:
             app_role=env.get("ODOOOPS_APP_ROLE") or "odooops_app",
             app_password=_secret("ODOOOPS_APP_PASSWORD"),
             secret_key=_secret("ODOOOPS_SECRET_KEY"),
+            repo_roots=_paths(env, "ODOOOPS_REPO_ROOTS"),
             pool_size=_number(env, "ODOOOPS_POOL_SIZE", 10, int),
             acting_as=env.get("ODOOOPS_AS") or None,
             host=env.get("ODOOOPS_HOST") or "127.0.0.1",
@@ -131,6 +134,14 @@ def _number(env, name: str, default, kind, minimum=None):
     if value is None or value < low or (minimum is None and value == 0):
         raise InvalidInput(f"{name} must be a {'positive ' if minimum is None else ''}number, not {raw!r}")
     return value
+
+
+def _paths(env, name: str) -> tuple[Path, ...]:
+    """Absolute paths, separated by colons."""
+    paths = tuple(Path(p) for p in (env.get(name) or "").split(os.pathsep) if p.strip())
+    if not all(p.is_absolute() for p in paths):
+        raise InvalidInput(f"{name} is a colon-separated list of absolute paths, not {env[name]!r}")
+    return paths
 
 
 def _choice(env, name: str, choices: tuple[str, ...]) -> str:

@@ -10,7 +10,9 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from odooops import repos
 from odooops.cli.context import ago, err, out, run, status, table
+from odooops.cli.context import settings as cli_settings
 from odooops.cli.remote import project_path
 from odooops.managers.lookup import split_project_ref
 from odooops.managers.branches import Branches
@@ -76,6 +78,28 @@ def org_list() -> None:
     """List orgs."""
     orgs = run(lambda db, actor: Orgs(db, actor).list(), remote=lambda api: api.get("/orgs"))
     table(["org", "name", "projects", "created"], [[o["slug"], o["name"], o["project_count"], ago(o["created_at"])] for o in orgs])
+
+
+@org_app.command("allow-path")
+def org_allow_path(org: str, path: Annotated[str, typer.Argument(help="A folder inside ODOOOPS_REPO_ROOTS.")]) -> None:
+    """Let an org's projects use the local repositories inside a folder of this
+    host (the operator only; the folder must lie inside ODOOOPS_REPO_ROOTS)."""
+    row = run(lambda db, actor: Orgs(db, actor).allow_path(org, path, repos.Host.of(cli_settings())))
+    out.print(f"projects of {org} may use local repositories inside [bold]{row['path']}[/]")
+
+
+@org_app.command("disallow-path")
+def org_disallow_path(org: str, path: str) -> None:
+    """Take back a folder given with allow-path: projects inside it no longer build."""
+    run(lambda db, actor: Orgs(db, actor).disallow_path(org, path))
+    out.print(f"projects of {org} may no longer use {path}")
+
+
+@org_app.command("paths")
+def org_paths(org: str) -> None:
+    """The folders of this host whose repositories an org's projects may use."""
+    rows = run(lambda db, actor: Orgs(db, actor).paths(org))
+    table(["path", "given"], [[r["path"], ago(r["created_at"])] for r in rows])
 
 
 @member_app.command("add")

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from odooops.db import queries_beside
+from pathlib import Path
 from uuid import UUID
+
+from odooops import repos
+from odooops.db import queries_beside
 
 from odooops.errors import Forbidden, InvalidInput, NotFound
 from odooops.managers import Manager, lookup
@@ -49,6 +52,37 @@ class Orgs(Manager):
             project = await lookup.project(conn, f"{org_slug}/{project_slug}")
             params = {"project_id": project["id"], "user_id": user["id"], "role": role}
             return await (await conn.execute(Q["add_project_member"], params)).fetchone()
+
+    async def allow_path(self, org_slug: str, path: str, host: repos.Host) -> dict:
+        """Let the org's projects use local repositories inside `path`, a folder
+        inside the host's ODOOOPS_REPO_ROOTS (the operator only)."""
+        self._operator_only()
+        root = host.root(path)
+        async with self.tx() as conn:
+            org = await lookup.org(conn, org_slug)
+            params = {"org_id": org["id"], "path": str(root)}
+            row = await (await conn.execute(Q["insert_root"], params)).fetchone()
+            return row or await (await conn.execute(Q["root"], params)).fetchone()
+
+    async def disallow_path(self, org_slug: str, path: str) -> dict:
+        """Take back a folder given with allow_path; projects inside it no longer build."""
+        self._operator_only()
+        async with self.tx() as conn:
+            org = await lookup.org(conn, org_slug)
+            row = await (await conn.execute(Q["delete_root"], {"org_id": org["id"], "path": str(repos.real(Path(path)))})).fetchone()
+            if row is None:
+                raise NotFound(f"{org_slug} was not given {path}")
+            return row
+
+    async def paths(self, org_slug: str) -> list[dict]:
+        """The folders of this host the org's projects may use (members see their org's)."""
+        async with self.tx() as conn:
+            org = await lookup.org(conn, org_slug)
+            return await (await conn.execute(Q["roots"], {"org_id": org["id"]})).fetchall()
+
+    def _operator_only(self) -> None:
+        if self.actor.role != "service_role":
+            raise Forbidden("only the operator gives an org folders of this host: run it without --as")
 
     async def invite(self, org_slug: str, email: str, role: str) -> dict:
         """Add whoever owns `email` to the org (an account without a password

@@ -36,3 +36,16 @@ delete from ops.org_members where org_id = %(org_id)s and user_id = %(user_id)s 
 
 -- name: mine
 select o.id, o.slug, o.name, ops.org_role(o.id) as role from ops.orgs o order by o.slug;
+
+-- name: insert_root
+insert into ops.org_repo_roots (org_id, path) values (%(org_id)s, %(path)s)
+on conflict do nothing returning *;
+
+-- name: root
+select * from ops.org_repo_roots where org_id = %(org_id)s and path = %(path)s;
+
+-- name: delete_root
+delete from ops.org_repo_roots where org_id = %(org_id)s and path = %(path)s returning *;
+
+-- name: roots
+select path, created_at from ops.org_repo_roots where org_id = %(org_id)s order by path;

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from psycopg.types.json import Jsonb
 
+from odooops import repos
 from odooops.db import queries_beside
 from odooops.errors import Forbidden, InvalidInput
 from odooops.managers import Manager, lookup
@@ -44,6 +45,18 @@ def masked(settings: dict) -> dict:
     return {k: ({n: "********" for n in v} if k in SECRET_KEYS else v) for k, v in settings.items()}
 
 
+def shown(project: dict) -> dict:
+    """The project fit to show: a credential in its repository URL masked."""
+    return {**project, "repo_url": repos.display(project["repo_url"])} if "repo_url" in project else project
+
+
+async def repo_source(conn, org_id: object, repo_url: str, host: repos.Host | None = None) -> repos.Source:
+    """The repository a project of the org may read at `repo_url`, else
+    InvalidInput saying why (see odooops.repos)."""
+    rows = await (await conn.execute(Q["org_roots"], {"org_id": org_id})).fetchall()
+    return repos.check(repo_url, [r["path"] for r in rows], host)
+
+
 class Projects(Manager):
     async def create(self, ref: str, repo_url: str, *, name: str | None = None,
                      default_branch: str = "main", odoo_version: str = "17.0") -> dict:
@@ -52,31 +65,32 @@ class Projects(Manager):
         org_slug, slug = lookup.split_project_ref(ref)
         async with self.tx() as conn:
             org = await lookup.org(conn, org_slug)
+            await repo_source(conn, org["id"], repo_url)
             project = await (await conn.execute(Q["insert"], {
                 "org_id": org["id"], "slug": slug, "name": name or slug, "repo_url": repo_url.strip(),
                 "default_branch": default_branch, "odoo_version": odoo_version,
             })).fetchone()
             await conn.execute(Q["insert_production_branch"], {"project_id": project["id"], "name": default_branch})
-            return project
+            return shown(project)
 
     async def get(self, ref: str) -> dict:
         async with self.tx() as conn:
-            return await lookup.project(conn, ref)
+            return shown(await lookup.project(conn, ref))
 
     async def seen(self, ref: str) -> dict:
         """The project, with the caller's role in it as `my_role`."""
         async with self.tx() as conn:
             project = await lookup.project(conn, ref)
             role = await (await conn.execute(Q["my_role"], {"id": project["id"]})).fetchone()
-            return {**project, "my_role": role["role"]}
+            return {**shown(project), "my_role": role["role"]}
 
     async def page(self, search: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
         """One page of the caller's live projects by name, and how many match in all."""
         rows = await self.all(Q["page"], {"search": search or None, "limit": limit, "offset": offset})
-        return rows, rows[0]["total"] if rows else 0
+        return [shown(r) for r in rows], rows[0]["total"] if rows else 0
 
     async def list(self, include_archived: bool = False) -> list[dict]:
-        return await self.all(Q["list"], {"include_archived": include_archived})
+        return [shown(r) for r in await self.all(Q["list"], {"include_archived": include_archived})]
 
     async def update_settings(self, ref: str, values: dict) -> dict:
         """Merge settings into the project's (env and secret_env merge by name)."""
@@ -87,7 +101,7 @@ class Projects(Manager):
             raise InvalidInput(f"unknown project setting {key!r}")
         async with self.tx() as conn:
             project = await lookup.project(conn, ref)
-            return await (await conn.execute(Q["drop_setting"], {"id": project["id"], "key": key})).fetchone()
+            return shown(await (await conn.execute(Q["drop_setting"], {"id": project["id"], "key": key})).fetchone())
 
     async def update(self, ref: str, *, name: str | None = None, repo_url: str | None = None,
                      odoo_version: str | None = None, settings: dict | None = None) -> dict:
@@ -96,6 +110,8 @@ class Projects(Manager):
             check_settings(settings)
         async with self.tx() as conn:
             project = await lookup.project(conn, ref)
+            if repo_url is not None:
+                await repo_source(conn, project["org_id"], repo_url)
             row = await (await conn.execute(Q["update"], {
                 "id": project["id"], "name": name, "repo_url": repo_url and repo_url.strip(),
                 "odoo_version": odoo_version})).fetchone()
@@ -106,10 +122,10 @@ class Projects(Manager):
                     if key in settings:
                         settings[key] = {**row["settings"].get(key, {}), **settings[key]}
                 row = await (await conn.execute(Q["merge_settings"], {"id": row["id"], "values": Jsonb(settings)})).fetchone()
-            return row
+            return shown(row)
 
     async def archive(self, ref: str) -> dict:
         """Archive a project: its branches take no more builds, its unfinished runs end (owners)."""
         async with self.tx() as conn:
             project = await lookup.project(conn, ref)
-            return await (await conn.execute(Q["archive"], {"id": project["id"]})).fetchone()
+            return shown(await (await conn.execute(Q["archive"], {"id": project["id"]})).fetchone())

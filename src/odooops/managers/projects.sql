@@ -30,3 +30,6 @@ select ops.project_role(%(id)s) as role;
 
 -- name: page
 select * from ops.project_page(%(search)s, %(limit)s, %(offset)s);
+
+-- name: org_roots
+select path from ops.org_repo_roots where org_id = %(org_id)s;

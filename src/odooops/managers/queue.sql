@@ -53,6 +53,7 @@ select w.*, (select count(*) from ops.runs r where r.worker_id = w.id and r.stat
 select * from ops.authorize_run(%(run_id)s);
 
 -- name: run_settings
-select r.*, p.settings as project_settings, p.repo_url, p.odoo_version, b.name as branch_name, b.stage
+select r.*, p.settings as project_settings, p.repo_url, p.odoo_version, b.name as branch_name, b.stage,
+       array(select rr.path from ops.org_repo_roots rr where rr.org_id = p.org_id) as repo_roots
   from ops.runs r join ops.projects p on p.id = r.project_id left join ops.branches b on b.id = r.branch_id
  where r.id = %(run_id)s;

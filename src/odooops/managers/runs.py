@@ -7,6 +7,7 @@ from odooops import git
 from odooops.db import queries_beside
 from odooops.errors import NotFound
 from odooops.managers import Manager, lookup
+from odooops.managers.projects import repo_source
 
 Q = queries_beside(__file__)
 
@@ -34,7 +35,8 @@ class Runs(Manager):
         async with self.tx() as conn:
             project = await lookup.project(conn, project_ref)
             branch = await lookup.branch(conn, project, branch_name)
-        sha = commit or await git.resolve_head(project["repo_url"], branch_name)
+            source = None if commit else await repo_source(conn, project["org_id"], project["repo_url"])
+        sha = await git.resolve_head(source, branch_name) if source else commit
         return await self.one(Q["enqueue_build"], {"branch_id": branch["id"], "commit_sha": sha, "trigger": trigger})
 
     async def builds(self, project_ref: str, branch_name: str | None = None, before: int | None = None,

@@ -15,13 +15,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from odooops import repos
 from odooops.git import describe_head
 from odooops.errors import InvalidInput, OpsError
 from odooops.runner import recipe as recipes
 from odooops.runner.executor import Command, Executor, Limits, Process
 from odooops.runner.logs import LogSink
 
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true"}
+GIT_ENV = repos.GIT_ENV  # no host configuration or credentials; remote transports only
+MIRROR_ENV = {**GIT_ENV, "GIT_ALLOW_PROTOCOL": "file"}  # the clone of our own mirror
 
 
 @dataclass
@@ -66,8 +68,9 @@ OnCommit = Callable[[str, str], Awaitable[object]]  # (message, author)
 
 class BuildPipeline:
     def __init__(self, job: Job, executor: Executor, data_dir: Path, limits: Limits,
-                 on_commit: OnCommit | None = None):
+                 on_commit: OnCommit | None = None, repo_roots: tuple[Path, ...] = ()):
         self.job = job
+        self.repo_roots = repo_roots  # ODOOOPS_REPO_ROOTS
         self.on_commit = on_commit
         self.executor = executor
         self.data_dir = data_dir
@@ -163,23 +166,30 @@ class BuildPipeline:
     # checkout: a bare mirror per repository, fetched, then a shared clone at the commit
 
     async def _checkout(self) -> int:
-        repo, sha = self.job.run["repo_url"], self.job.run["commit_sha"]
-        mirror = self.data_dir / "git" / (hashlib.sha256(repo.encode()).hexdigest()[:24] + ".git")
+        """Checked again here, whoever wrote the row: a repository the project's
+        org may not read is refused before git touches it (odooops.repos)."""
+        run, sha = self.job.run, self.job.run["commit_sha"]
+        source = repos.check(run["repo_url"], run.get("repo_roots") or (), repos.Host(self.repo_roots, self.data_dir))
+        mirror = self.data_dir / "git" / repos.mirror_name(run["project_id"], source)
         mirror.parent.mkdir(parents=True, exist_ok=True)
-        git = lambda *a, cwd=self.job.workdir: self._command(  # noqa: E731
-            ["git", *a], cwd=cwd, env=GIT_ENV, network=True, sandbox=False)
+        git = lambda *a, cwd=self.job.workdir, env=GIT_ENV: self._command(  # noqa: E731
+            ["git", *a], cwd=cwd, env=env, network=True, sandbox=False)
         async with _locked(mirror.with_suffix(".lock")):
             if not (mirror / "HEAD").exists():
-                self.job.sink.system(f"mirroring {repo}")
-                code = await self._exec(git("clone", "--mirror", "--quiet", "--", repo, str(mirror)))
+                self.job.sink.system(f"mirroring {repos.display(source.url)}")
+                code = await self._exec(git("clone", "--mirror", "--quiet", "--", source.url, str(mirror),
+                                            env=source.git_env()))
             else:
-                code = await self._exec(git("--git-dir", str(mirror), "fetch", "--prune", "--quiet", "origin"))
+                code = await self._exec(git("--git-dir", str(mirror), "fetch", "--prune", "--quiet", "origin",
+                                            env=source.git_env()))
             if code != 0:
                 return code
-        code = await self._exec(git("clone", "--quiet", "--shared", "--no-checkout", str(mirror), str(self.src)))
+        code = await self._exec(git("clone", "--quiet", "--shared", "--no-checkout", str(mirror), str(self.src),
+                                    env=MIRROR_ENV))
         if code == 0:
             code = await self._exec(git("checkout", "--quiet", "--detach", sha, cwd=self.src))
         if code == 0 and (self.src / ".gitmodules").exists():
+            # remote submodules only, whatever the project's own repository is
             code = await self._exec(git("submodule", "update", "--init", "--recursive", "--quiet", cwd=self.src))
         if code == 0:
             self.job.sink.system(f"checked out {sha[:12]}")

@@ -137,7 +137,8 @@ class Runner:
             return Outcome("failed", "ko", f"no executor for kind {job.run['kind']}")
         limit = int(settings.get("max_duration_seconds", MAX_DURATION_SECONDS))
         pipeline = BuildPipeline(job, self.executor, self.data_dir, Limits(cpu_seconds=limit),
-                                 lambda message, author: self.queue.record_commit(job.id, job.attempt, message, author))
+                                 lambda message, author: self.queue.record_commit(job.id, job.attempt, message, author),
+                                 self.settings.repo_roots)
         task = asyncio.create_task(pipeline.run())
         done, _ = await asyncio.wait({task}, timeout=limit)
         if not done:
