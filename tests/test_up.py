@@ -49,6 +49,12 @@ def test_up_with_demo_then_ctrl_c(tmp_path):
                              capture_output=True, text=True, timeout=60).stdout.strip()
         with owner_conn(url) as conn:
             assert conn.execute("select count(*) as n from ops.runs").fetchone()["n"] == 3
+            # the demo's repository lies in the folder the demo org was given, so the runner reads it
+            deadline, done = time.monotonic() + 60, []
+            while time.monotonic() < deadline and len(done) < 3:
+                done = conn.execute("select status from ops.runs where status in ('succeeded', 'failed')").fetchall()
+                time.sleep(0.2)
+            assert [r["status"] for r in done] == ["succeeded"] * 3
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"ok": True}
     finally:
         up.send_signal(signal.SIGINT)
