@@ -189,4 +189,6 @@ def test_project_settings(cli, acme, owner_db):
     ok(cli("project", "set", "acme/shop", "--unset", "coalesce_seconds"))
     with owner_conn(owner_db) as conn:
         settings = conn.execute("select settings from ops.projects where slug = 'shop'").fetchone()["settings"]
-    assert settings == {"cancel_in_progress": True, "env": {"A": "1"}, "secret_env": {"TOKEN": "hunter2hunter2"}}
+        sealed = conn.execute("select name, ciphertext from ops.project_secrets").fetchall()
+    assert settings == {"cancel_in_progress": True, "env": {"A": "1"}}  # the secret is sealed apart
+    assert [r["name"] for r in sealed] == ["TOKEN"] and b"hunter2" not in sealed[0]["ciphertext"]

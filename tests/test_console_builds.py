@@ -59,7 +59,7 @@ def fork_pull_request(app_db: str, branch_id: str, commit: str) -> int:
     with psycopg.connect(app_db, row_factory=dict_row) as conn:
         conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
                      (SERVICE.role, SERVICE.claims()))
-        return conn.execute("select * from ops.enqueue_build(%s, %s, 'pull_request', 'refs/pull/77/head', 77, %s, "
+        return conn.execute("select * from ops.enqueue_build_v2(%s, %s, 'pull_request', 'refs/pull/77/head', 77, %s, "
                             "false)", (branch_id, commit, Jsonb({}))).fetchone()["id"]
 
 

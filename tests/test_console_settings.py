@@ -56,7 +56,7 @@ def fork_pull_request(owner_db: str) -> int:
     """A build of a fork's pull request on acme/shop, waiting for an admin (as a webhook queues it)."""
     with owner_conn(owner_db) as conn:
         return conn.execute(
-            "select (ops.enqueue_build(b.id, %s, 'pull_request', 'refs/pull/7/head', 7, '{}', false)).id"
+            "select (ops.enqueue_build_v2(b.id, %s, 'pull_request', 'refs/pull/7/head', 7, '{}', false)).id"
             " from ops.branches b join ops.projects p on p.id = b.project_id"
             " where p.slug = 'shop' and b.name = 'main'", ("2" * 40,)).fetchone()["id"]
 

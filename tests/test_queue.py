@@ -43,7 +43,7 @@ def enqueue(app_db, branch: UUID, sha: str, trigger: str = "push", actor: Actor 
     with psycopg.connect(app_db, row_factory=psycopg.rows.dict_row) as conn:
         conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
                      (actor.role, actor.claims()))
-        return conn.execute("select * from ops.enqueue_build(%s, %s, %s, null, null, %s, %s)",
+        return conn.execute("select * from ops.enqueue_build_v2(%s, %s, %s, null, null, %s, %s)",
                             (branch, sha, trigger, Jsonb(params or {}), authorized)).fetchone()
 
 

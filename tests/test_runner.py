@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from conftest import APP_PASSWORD, allow_path, owner_conn, repo_roots
 from helpers import SERVICE, call, commit, git, make_repo, recipe
+from odooops import runtime
 from odooops.errors import LeaseLost
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
@@ -62,11 +63,15 @@ def project(settings, tmp_path):
 
     def make(files: dict[str, str], **project_settings) -> str:
         repo = make_repo(tmp_path / "repo", files)
+        secret_env = project_settings.pop("secret_env", None)
 
         async def work(db):
             await Orgs(db, SERVICE).create("acme")
             await allow_path(db, settings, "acme", repo)
             await Projects(db, SERVICE).create("acme/app", str(repo))
+            if secret_env:  # sealed, apart from the settings, as the API keeps them
+                await Projects(db, SERVICE, runtime.secret_box(settings)).update_settings(
+                    "acme/app", {"secret_env": secret_env})
         call(settings, work)
         if project_settings:
             with owner_conn(settings.database_url.reveal()) as conn:

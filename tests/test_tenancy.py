@@ -34,7 +34,7 @@ ACME_ROWS = {
 # Tables that hold no tenant data; any signed-in user may read them.
 SHARED = {"workers", "run_transitions"}
 # Tables no user may read or write: only the control plane and its functions.
-PRIVATE = {"login_failures", "hook_effects"}
+PRIVATE = {"login_failures", "hook_effects", "project_secrets"}
 
 # A change a stranger might try on Acme's rows, per table.
 UPDATES = {
@@ -77,6 +77,7 @@ INSERTS = {
     "hook_deliveries": "insert into ops.hook_deliveries (host, hook_id, project_id, delivery_id, event, headers, body) "
                        "select 'github', id, project_id, 'forged', 'push', '{}', '' from ops.hooks",
     "hook_effects": "delete from ops.hook_effects",
+    "project_secrets": "insert into ops.project_secrets (project_id, name, unsealed) values (%(shop)s, 'X', 'x')",
     "ingest_tokens": "insert into ops.ingest_tokens (project_id, name, token_hash) values (%(shop)s, 'x', 'stolen')",
     "metrics": "insert into ops.metrics (project_id, ts, metric, value) values (%(shop)s, now(), 'x', 1)",
     "metrics_minutely": "insert into ops.metrics_minutely values (%(shop)s, 'x', now(), %(main)s, 1, 1, 1, 1)",
@@ -168,13 +169,15 @@ def test_sessions_show_their_owner_no_token_hash_and_begin_only_by_login(app_db,
             conn.execute(f"select * from ops.{name}", params(world))
 
 
-def test_anonymous_login_sees_password_hashes_only_through_login_begin(app_db, owner_db, world):
+def test_password_hashes_only_through_login_begin_as_the_control_plane(app_db, owner_db, world):
     with owner_conn(owner_db) as conn:
         conn.execute("update ops.users set password_hash = 'h' where id = %s", (world.alice,))
-    with acting(app_db, Actor.anonymous()) as conn:
+    with acting(app_db, Actor.anonymous()) as conn, pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("select * from ops.login_begin('Alice@acme.test', '10.0.0.1')")
+    with acting(app_db, Actor.service()) as conn:
         row = conn.execute("select * from ops.login_begin('Alice@acme.test', '10.0.0.1')").fetchone()
     assert row["password_hash"] == "h" and row["user_id"] == world.alice and row["attempt_id"]
-    with acting(app_db, Actor.anonymous()) as conn, pytest.raises(errors.InsufficientPrivilege):
+    with acting(app_db, Actor.service()) as conn, pytest.raises(errors.InsufficientPrivilege):
         conn.execute("select * from ops.login_succeeded(-1, %s, 'x', 'x', 'x')", (world.alice,))
 
 
@@ -220,9 +223,9 @@ ACTIONS = {
     "delete the project": ("delete from ops.projects where id = %(shop)s", "owner"),
     "add a branch": ("insert into ops.branches (project_id, name) values (%(shop)s, 'feature')", "admin"),
     "move a branch to staging": ("update ops.branches set stage = 'staging' where id = %(dev)s", "admin"),
-    "build a development branch": (f"select * from ops.enqueue_build(%(dev)s, '{SHA}')", "developer"),
-    "build the staging branch": (f"select * from ops.enqueue_build(%(staging)s, '{SHA}')", "admin"),
-    "build the production branch": (f"select * from ops.enqueue_build(%(main)s, '{SHA}')", "admin"),
+    "build a development branch": (f"select * from ops.request_build(%(dev)s, '{SHA}')", "developer"),
+    "build the staging branch": (f"select * from ops.request_build(%(staging)s, '{SHA}')", "admin"),
+    "build the production branch": (f"select * from ops.request_build(%(main)s, '{SHA}')", "admin"),
     "insert a development run directly": (
         f"insert into ops.runs (project_id, branch_id, commit_sha) values (%(shop)s, %(dev)s, '{SHA}')", "developer"),
     "cancel a development run": ("select * from ops.cancel_run(%(shop_dev_run)s)", "developer"),

@@ -121,3 +121,9 @@ class MigrationError(OpsError):
     """The database schema cannot be migrated."""
 
     code = "migration_error"
+
+
+class SecretUnreadable(OpsError):
+    """A project secret cannot be decrypted with this server's ODOOOPS_SECRET_KEY."""
+
+    code = "secret_unreadable"

@@ -11,7 +11,9 @@ from pathlib import Path
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from odooops.db import embedded, migrate
-from odooops.db.database import Database
+from odooops.db.database import Actor, Database
+from odooops.managers.project_secrets import ProjectSecrets
+from odooops.sealing import SecretBox
 from odooops.settings import Secret, Settings
 
 SECRETS_FILE = "secrets.json"
@@ -36,6 +38,11 @@ def secret_key(settings: Settings) -> Secret:
     """The server's key (webhook secrets are derived from it): configured, else
     generated once and kept beside the application role's password."""
     return settings.secret_key or _kept_secret(settings, "secret_key")
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    """What seals and opens project secrets, under a key derived from the server key."""
+    return SecretBox(secret_key(settings))
 
 
 def _kept_secret(settings: Settings, name: str) -> Secret:
@@ -81,7 +88,16 @@ async def prepare(settings: Settings, *, always: bool = False) -> str:
     if always or not await migrate.up_to_date(owner, settings.app_role):
         await migrate.migrate(owner)
         await migrate.ensure_app_role(owner, settings.app_role, app_password(settings).reveal())
+        await seal_secrets(settings)
     return owner
+
+
+async def seal_secrets(settings: Settings) -> int:
+    """Seal what migration 0015 moved in clear out of the projects' settings:
+    the database cannot, as the key is the control plane's. Done after every
+    migration, at once; how many were sealed."""
+    async with Database(app_conninfo(settings, owner_conninfo(settings)), max_size=1) as db:
+        return await ProjectSecrets(db, Actor.service(), secret_box(settings)).seal_unsealed()
 
 
 def database(settings: Settings) -> Database:

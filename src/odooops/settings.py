@@ -49,7 +49,7 @@ DOCUMENTED = [
     ("ODOOOPS_APP_ROLE", "odooops_app", "Login role the application connects as; it can only SET ROLE to anon, authenticated, service_role."),
     ("ODOOOPS_APP_PASSWORD", "(generated)", "Password of the application role. Unset: generated once and kept in the data dir."),
     ("ODOOOPS_REPO_ROOTS", "(none)", "Folders (colon-separated, absolute) whose local git repositories projects may use: each org only inside the roots the operator assigned it (`odooops org allow-path`). Unset: remote repositories only (and the demo's)."),
-    ("ODOOOPS_SECRET_KEY", "(generated)", "Key the webhook secrets are derived from; every API host of one database needs the same. Unset: generated once and kept in the data dir."),
+    ("ODOOOPS_SECRET_KEY", "(generated)", "Key the webhook secrets are derived from and project secrets are sealed with; every API host and runner of one database needs the same. Unset: generated once and kept in the data dir."),
     ("ODOOOPS_POOL_SIZE", "10", "Largest number of database connections one process opens."),
     ("ODOOOPS_AS", "(none)", "Email of the user the CLI acts as, under row-level security. Unset: the local operator (service_role)."),
     ("ODOOOPS_DEMO", "(off)", "`odooops up --demo`: also create the demo project."),

@@ -63,6 +63,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     app.state.db = db
     app.state.settings = settings
     app.state.secret_key = runtime.secret_key(settings)
+    app.state.secret_box = runtime.secret_box(settings)
     app.state.hook_processor = HookProcessor(db)
     app.include_router(router)
     app.include_router(hooks.router)

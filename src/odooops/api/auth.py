@@ -77,7 +77,7 @@ async def login(request: Request, response: Response, db: Db) -> dict:
     sets the `odooops_session` cookie and returns the CSRF token to send with
     every request that changes something."""
     body = await _credentials(request)
-    found = await Sessions(db, Actor.anonymous()).login(
+    found = await Sessions(db, Actor.service()).login(
         body.email, body.password, client_address(request), request.headers.get("user-agent", "")[:500])
     response.set_cookie(COOKIE, found["token"], max_age=LIFETIME_SECONDS, path="/", httponly=True,
                         samesite="lax", secure=secure_cookie(request))

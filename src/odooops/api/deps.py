@@ -51,7 +51,7 @@ async def _token_actor(request: Request, header: str) -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated()
-    found = await Tokens(request.app.state.db, Actor.anonymous()).resolve(token.strip())
+    found = await Tokens(request.app.state.db, Actor.service()).resolve(token.strip())
     if found is None:
         raise Unauthenticated("that token is not valid: it is unknown, revoked or expired")
     request.state.scopes = found["scopes"]
@@ -61,7 +61,7 @@ async def _token_actor(request: Request, header: str) -> Actor:
 async def session_actor(request: Request, cookie: str) -> Actor:
     """The user of a console session (read and write); a request that may
     change something must also carry the session's CSRF token."""
-    found = await Sessions(request.app.state.db, Actor.anonymous()).resolve(cookie)
+    found = await Sessions(request.app.state.db, Actor.service()).resolve(cookie)
     if found is None:
         raise Unauthenticated("your session has ended: sign in again")
     if request.method not in SAFE_METHODS and not csrf_matches(cookie, await _sent_csrf(request)):

@@ -70,7 +70,7 @@ async def ingest_metrics(request: Request, db: Db,
     if not x_ops_ingest_token:
         raise Unauthenticated("send the project's ingest token as x-ops-ingest-token")
     # the token first: an unknown caller costs one lookup, never a parse of its body
-    project_id = await IngestTokens(db, Actor.anonymous()).project_of(x_ops_ingest_token.strip())
+    project_id = await IngestTokens(db, Actor.service()).project_of(x_ops_ingest_token.strip())
     if project_id is None:
         raise Unauthenticated("that ingest token is not valid: it is unknown or revoked")
     batch = samples.parse(await read_body(request, samples.MAX_BODY_BYTES, "a metrics request"))

@@ -147,9 +147,11 @@ async def get_project(org: str, project: str, db: Db, who: Reader) -> dict:
 
 
 @router.patch("/projects/{org}/{project}")
-async def update_project(org: str, project: str, body: ProjectUpdate, db: Db, who: Writer) -> dict:
-    """Change a project's name, repository, Odoo version or settings (admins)."""
-    row = await Projects(db, who).update(f"{org}/{project}", **body.model_dump())
+async def update_project(org: str, project: str, body: ProjectUpdate, request: Request, db: Db,
+                         who: Writer) -> dict:
+    """Change a project's name, repository, Odoo version or settings (admins).
+    Secret settings are sealed; members see only their names, masked."""
+    row = await Projects(db, who, request.app.state.secret_box).update(f"{org}/{project}", **body.model_dump())
     return {**row, "settings": masked(row["settings"])}
 
 

@@ -18,6 +18,7 @@ from odooops.managers.lookup import split_project_ref
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
 from odooops.errors import InvalidInput
+from odooops.runtime import secret_box
 from odooops.managers.projects import Projects, masked
 from odooops.managers.runs import Runs
 from odooops.managers.users import Users
@@ -180,7 +181,7 @@ def project_set(
         values["secret_env"] = {name: _read_secret(name) for name in secret}
 
     async def work(db, actor):
-        manager = Projects(db, actor)
+        manager = Projects(db, actor, secret_box(cli_settings()))
         row = await manager.update_settings(project, values) if values else await manager.get(project)
         for key in unset or []:
             row = await manager.unset_setting(project, key)

@@ -20,6 +20,7 @@ def migrate_cmd() -> None:
     owner = runtime.owner_conninfo(s)
     applied = asyncio.run(migrate.migrate(owner))
     asyncio.run(migrate.ensure_app_role(owner, s.app_role, runtime.app_password(s).reveal()))  # password may have changed
+    asyncio.run(runtime.seal_secrets(s))
     if applied:
         for name in applied:
             out.print(f"[green]applied[/] {name}")

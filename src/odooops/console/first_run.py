@@ -67,7 +67,7 @@ async def setup(request: Request) -> Response:
         try:
             await Users(db, Actor.service()).create_first_owner(body.email, body.name, body.password, body.org,
                                                                  body.org)
-            session = await Sessions(db, Actor.anonymous()).login(
+            session = await Sessions(db, Actor.service()).login(
                 body.email, body.password, client_address(request), request.headers.get("user-agent", "")[:500])
         except OpsError as exc:
             errors = {"form": exc.message}

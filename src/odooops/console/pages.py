@@ -43,7 +43,7 @@ async def login(request: Request) -> Response:
     values = await forms.fields(request)
     target = safe_next(values.get("next"))
     try:
-        session = await Sessions(request.app.state.db, Actor.anonymous()).login(
+        session = await Sessions(request.app.state.db, Actor.service()).login(
             values.get("email", ""), values.get("password", ""), client_address(request),
             request.headers.get("user-agent", "")[:500])
     except OpsError as exc:

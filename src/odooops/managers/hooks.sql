@@ -42,8 +42,9 @@ update ops.branches set archived_at = null where id = %(id)s returning *;
 select * from ops.archive_branch(%(id)s);
 
 -- name: enqueue
-select * from ops.enqueue_build(%(branch_id)s, %(commit)s, %(trigger)s, %(ref)s, %(pr_number)s, '{}',
-                                %(authorized)s);
+-- the control plane's own decision: a fork's pull request waits for an admin
+select * from ops.enqueue_build_v2(%(branch_id)s, %(commit)s, %(trigger)s, %(ref)s, %(pr_number)s, '{}',
+                                   %(authorized)s);
 
 -- name: describe_commit
 -- what the payload says of the commit, unless the run knows it already (a runner reads it from the checkout)

@@ -3,9 +3,10 @@ from __future__ import annotations
 from psycopg.types.json import Jsonb
 
 from odooops import repos
-from odooops.db import queries_beside
+from odooops.db import Actor, Database, queries_beside
 from odooops.errors import Forbidden, InvalidInput
-from odooops.managers import Manager, lookup
+from odooops.managers import Manager, lookup, project_secrets
+from odooops.sealing import SecretBox
 
 Q = queries_beside(__file__)
 
@@ -58,6 +59,20 @@ async def repo_source(conn, org_id: object, repo_url: str, host: repos.Host | No
 
 
 class Projects(Manager):
+    """Projects; `box` seals secret settings, and is needed only to set them."""
+
+    def __init__(self, db: Database, actor: Actor, box: SecretBox | None = None):
+        super().__init__(db, actor)
+        self.box = box
+
+    async def _with_secrets(self, conn, row: dict) -> dict:
+        """The project with the names of its secrets (kept apart, see
+        managers/project_secrets.py) as masked `secret_env` settings."""
+        found = await project_secrets.names(conn, row["id"])
+        if not found:
+            return row
+        return {**row, "settings": {**row["settings"], "secret_env": {n: project_secrets.MASK for n in found}}}
+
     async def create(self, ref: str, repo_url: str, *, name: str | None = None,
                      default_branch: str = "main", odoo_version: str = "17.0") -> dict:
         """A project and its production branch, the repository's default branch
@@ -75,7 +90,7 @@ class Projects(Manager):
 
     async def get(self, ref: str) -> dict:
         async with self.tx() as conn:
-            return shown(await lookup.project(conn, ref))
+            return shown(await self._with_secrets(conn, await lookup.project(conn, ref)))
 
     async def seen(self, ref: str) -> dict:
         """The project, with the caller's role in it as `my_role`."""
@@ -93,7 +108,8 @@ class Projects(Manager):
         return [shown(r) for r in await self.all(Q["list"], {"include_archived": include_archived})]
 
     async def update_settings(self, ref: str, values: dict) -> dict:
-        """Merge settings into the project's (env and secret_env merge by name)."""
+        """Merge settings into the project's (env and secret_env merge by name;
+        secret_env goes sealed to ops.project_secrets, never into the settings)."""
         return await self.update(ref, settings=values)
 
     async def unset_setting(self, ref: str, key: str) -> dict:
@@ -101,13 +117,18 @@ class Projects(Manager):
             raise InvalidInput(f"unknown project setting {key!r}")
         async with self.tx() as conn:
             project = await lookup.project(conn, ref)
+            if key in SECRET_KEYS:
+                await project_secrets.drop(conn, project["id"])
+                return shown(project)
             return shown(await (await conn.execute(Q["drop_setting"], {"id": project["id"], "key": key})).fetchone())
 
     async def update(self, ref: str, *, name: str | None = None, repo_url: str | None = None,
                      odoo_version: str | None = None, settings: dict | None = None) -> dict:
         """Change what a project is and how it builds, in one transaction (admins)."""
-        if settings:
-            check_settings(settings)
+        settings = dict(check_settings(settings)) if settings else {}
+        secrets = settings.pop("secret_env", None)
+        if secrets and self.box is None:
+            raise RuntimeError("Projects needs a SecretBox to set secret settings")
         async with self.tx() as conn:
             project = await lookup.project(conn, ref)
             if repo_url is not None:
@@ -117,15 +138,17 @@ class Projects(Manager):
                 "odoo_version": odoo_version})).fetchone()
             if row is None:  # visible, not updatable: row-level security said no
                 raise Forbidden("only an admin of this project can change it")
+            if "env" in settings:
+                settings["env"] = {**row["settings"].get("env", {}), **settings["env"]}
             if settings:
-                for key in ("env", "secret_env"):
-                    if key in settings:
-                        settings[key] = {**row["settings"].get(key, {}), **settings[key]}
                 row = await (await conn.execute(Q["merge_settings"], {"id": row["id"], "values": Jsonb(settings)})).fetchone()
-            return shown(row)
+            if secrets:
+                await project_secrets.put(conn, self.box, row["id"], secrets)
+            return shown(await self._with_secrets(conn, row))
 
     async def archive(self, ref: str) -> dict:
         """Archive a project: its branches take no more builds, its unfinished runs end (owners)."""
         async with self.tx() as conn:
             project = await lookup.project(conn, ref)
-            return shown(await (await conn.execute(Q["archive"], {"id": project["id"]})).fetchone())
+            return shown(await self._with_secrets(
+                conn, await (await conn.execute(Q["archive"], {"id": project["id"]})).fetchone()))

@@ -1,5 +1,5 @@
 -- name: enqueue_build
-select * from ops.enqueue_build(%(branch_id)s, %(commit_sha)s, %(trigger)s);
+select * from ops.request_build(%(branch_id)s, %(commit_sha)s, %(trigger)s);
 
 -- name: project_runs
 select r.*, b.name as branch from ops.runs r left join ops.branches b on b.id = r.branch_id

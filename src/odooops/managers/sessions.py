@@ -42,7 +42,8 @@ def csrf_matches(session_token: str, sent: str | None) -> bool:
 
 
 class Sessions(Manager):
-    """Run as `anon` to sign in and resolve cookies; as the user to sign out."""
+    """Run as the control plane (service_role) to sign in and resolve cookies,
+    before the caller is known; as the user to sign out."""
 
     async def login(self, email: str, password: str, address: str, user_agent: str) -> dict:
         """A new session for the right email and password: the user, the clear

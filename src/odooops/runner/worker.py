@@ -18,11 +18,13 @@ from odooops import __version__
 from odooops.db import Actor, Database
 from odooops.errors import LeaseLost, OpsError
 from odooops.managers.events import Events
+from odooops.managers.project_secrets import ProjectSecrets
 from odooops.managers.queue import Queue
 from odooops.runner.artifacts import ArtifactStore
 from odooops.runner.executor import Executor, Limits, LocalExecutor
 from odooops.runner.logs import LogSink, Masker
 from odooops.runner.pipeline import BuildPipeline, Job, Outcome
+from odooops.runtime import secret_box
 from odooops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class Runner:
         self.secrets = secrets or []
         self.queue = Queue(db, Actor.service())
         self.events = Events(db, Actor.service())
+        self.project_secrets = ProjectSecrets(db, Actor.service(), secret_box(settings))  # the same key as the API's
         self.store = ArtifactStore(settings.data_dir / "artifacts")
         self.jobs: dict[int, Job] = {}
         self.worker_id = None
@@ -103,7 +106,7 @@ class Runner:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         settings = run["project_settings"] or {}
-        secret_env = {k: str(v) for k, v in (settings.get("secret_env") or {}).items()}
+        secret_env = await self.project_secrets.reveal(run["project_id"])
         env = {**{k: str(v) for k, v in (settings.get("env") or {}).items()}, **secret_env}
         first_seq = await self.events.next_seq(run["id"])
         sink = LogSink(self.events, run["id"], run["attempt"], first_seq, workdir / "log.txt",
