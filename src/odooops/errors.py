@@ -10,8 +10,10 @@ class OpsError(Exception):
     code = "error"
     status = 500
 
-    def __init__(self, message: str | None = None):
+    def __init__(self, message: str | None = None, detail: str | None = None):
         super().__init__(message or (self.__doc__ or "").strip())
+        # what the server logs besides the message (the database's own words): never in an answer
+        self.detail = detail
 
     @property
     def message(self) -> str:
@@ -108,6 +110,12 @@ class LeaseLost(Conflict):
     """This worker no longer holds the run: it was canceled, reaped or finished."""
 
     code = "lease_lost"
+
+
+class InternalError(OpsError):
+    """Internal error: the server logged it."""
+
+    code = "internal_error"
 
 
 class DatabaseUnavailable(OpsError):

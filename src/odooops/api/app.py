@@ -19,7 +19,7 @@ from odooops import __version__, console, runtime
 from odooops.api import auth, hooks, metrics
 from odooops.api.routes import router
 from odooops.db import Actor
-from odooops.errors import OpsError
+from odooops.errors import InternalError, OpsError
 from odooops.hooks.processor import HookProcessor
 from odooops.managers import Manager
 from odooops.managers.users import dummy_hash
@@ -81,9 +81,13 @@ def create_app(settings: Settings, database=None) -> FastAPI:
 
     @app.exception_handler(OpsError)
     async def ops_error(request: Request, exc: OpsError) -> Response:
-        if exc.status >= 500:
-            log.error("request %s failed: %s", request.state.request_id, exc)
-        return answer(request, exc.status, exc.message, exc.code, exc.headers)
+        request_id = request.state.request_id
+        if exc.status >= 500 or exc.detail:
+            log.log(logging.ERROR if exc.status >= 500 else logging.INFO, "request %s failed: %s%s", request_id, exc,
+                    f" ({exc.detail})" if exc.detail else "")
+        # the request id, so the server's log can be searched for what happened
+        message = f"{exc.message} (request {request_id})" if exc.status >= 500 else exc.message
+        return answer(request, exc.status, message, exc.code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -101,8 +105,9 @@ def create_app(settings: Settings, database=None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
-        log.exception("request %s crashed", getattr(request.state, "request_id", "-"))
-        return answer(request, 500, "internal error: the server logged it", "internal_error")
+        request_id = getattr(request.state, "request_id", "-")
+        log.exception("request %s crashed", request_id)
+        return answer(request, 500, f"{InternalError().message} (request {request_id})", "internal_error")
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):

@@ -26,7 +26,10 @@ router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
 
 SLUG = "^[a-z0-9][a-z0-9-]{0,62}$"
-RunId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A run's id.")]
+# the database's integer and bigint: a number past them is bad input, not a query that fails
+INT4_MAX, INT8_MAX = 2**31 - 1, 2**63 - 1
+RunId = Annotated[int, Path(ge=1, le=INT8_MAX, description="A run's id.")]
+Seq = Annotated[int, Query(ge=0, le=INT4_MAX, description="A log line's seq: the lines after it.")]
 
 
 class OrgIn(BaseModel):
@@ -178,7 +181,8 @@ async def list_builds(org: str, project: str, db: Db, who: Reader, branch: str |
                       status: Annotated[list[RunStatus] | None, Query()] = None,
                       kind: Annotated[str, Query(pattern="^[a-z][a-z_]{1,30}$")] = "build",
                       since: datetime | None = None,
-                      before: Annotated[int | None, Query(ge=1, description="Keyset: the last id of the previous page.")] = None,
+                      before: Annotated[int | None, Query(ge=1, le=INT8_MAX,
+                                                          description="Keyset: the last id of the previous page.")] = None,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
     """A project's builds (or runs of another kind), newest first; filter by
     branch, status (repeatable), kind and creation time."""
@@ -208,7 +212,7 @@ async def rebuild(run_id: RunId, db: Db, who: Writer) -> dict:
 
 
 @router.get("/runs/{run_id}/logs")
-async def run_logs(run_id: RunId, db: Db, who: Reader, after_seq: Annotated[int, Query(ge=0)] = 0,
+async def run_logs(run_id: RunId, db: Db, who: Reader, after_seq: Seq = 0,
                    limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict]:
     return await Runs(db, who).logs(run_id, after_seq, limit)
 
@@ -216,8 +220,8 @@ async def run_logs(run_id: RunId, db: Db, who: Reader, after_seq: Annotated[int,
 @router.get("/runs/{run_id}/logs/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def stream_logs(run_id: RunId, request: Request, db: Db, who: Reader,
-                      last_event_id: Annotated[int | None, Header(ge=0)] = None,
-                      after_seq: Annotated[int, Query(ge=0)] = 0) -> StreamingResponse:
+                      last_event_id: Annotated[int | None, Header(ge=0, le=INT4_MAX)] = None,
+                      after_seq: Seq = 0) -> StreamingResponse:
     """The log as Server-Sent Events, one event per line (id = its seq); it
     resumes after `Last-Event-ID` and ends with an `end` event when the run does."""
     runs = Runs(db, who)

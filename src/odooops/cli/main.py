@@ -71,7 +71,8 @@ def main() -> None:
     try:
         app()
     except OpsError as exc:
-        err.print(f"[red]error:[/] {escape(exc.message)}", soft_wrap=True)
+        detail = f" ({exc.detail})" if exc.detail else ""  # the operator's own command: the database's words help
+        err.print(f"[red]error:[/] {escape(exc.message + detail)}", soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

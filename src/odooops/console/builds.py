@@ -10,6 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from odooops.api.routes import INT8_MAX, RunId
 from odooops.console import forms
 from odooops.console.render import page
 from odooops.console.rights import is_admin, is_htmx, may_operate
@@ -60,7 +61,8 @@ async def table(request: Request, who: Visitor, ref: str, branch_name: str, befo
 
 @router.get("/p/{org}/{project}/b/{branch:path}")
 async def branch_builds(request: Request, who: Seen, org: str, project: str, branch: str,
-                        before: Annotated[int | None, Query(ge=1)] = None, part: str | None = None) -> Response:
+                        before: Annotated[int | None, Query(ge=1, le=INT8_MAX)] = None,
+                        part: str | None = None) -> Response:
     """The page; with part=table, only the table, for the live refresh."""
     view = await table(request, who, f"{org}/{project}", branch, before)
     return page(request, "builds_table.html" if part == "table" else "builds.html", **view)
@@ -85,14 +87,14 @@ def is_build(place: dict) -> bool:
 
 
 @router.post("/runs/{run_id}/cancel")
-async def cancel(request: Request, who: Seen, run_id: int) -> Response:
+async def cancel(request: Request, who: Seen, run_id: RunId) -> Response:
     place, values = await placed(request, who, run_id)
     await Runs(request.app.state.db, who.actor).cancel(run_id)
     return await after(request, who, place, run_id, values)
 
 
 @router.post("/runs/{run_id}/authorize")
-async def authorize(request: Request, who: Seen, run_id: int) -> Response:
+async def authorize(request: Request, who: Seen, run_id: RunId) -> Response:
     place, values = await placed(request, who, run_id)
     await Queue(request.app.state.db, who.actor).authorize(run_id)
     return await after(request, who, place, run_id, values)
@@ -108,7 +110,7 @@ async def after(request: Request, who: Visitor, place: dict, run_id: int, values
 
 
 @router.post("/runs/{run_id}/rebuild")
-async def rebuild(request: Request, who: Seen, run_id: int) -> Response:
+async def rebuild(request: Request, who: Seen, run_id: RunId) -> Response:
     """No JavaScript: off to the new build's page (or `next`). With htmx: the
     first page of the branch's builds, the new one on top, and a word in #flash."""
     place, values = await placed(request, who, run_id)

@@ -14,7 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from markupsafe import Markup, escape
 
 from odooops.api.follow import FINAL, follow
-from odooops.api.routes import RunId
+from odooops.api.routes import INT4_MAX, RunId
 from odooops.console import ansi
 from odooops.console.render import duration, page, run_seconds, templates
 from odooops.console.rights import may_operate
@@ -92,8 +92,8 @@ async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "d
 
 
 @router.get("/runs/{run_id}/live")
-async def live(run_id: RunId, request: Request, who: Seen, after: Annotated[int, Query(ge=0)] = 0,
-               last_event_id: Annotated[int | None, Header(ge=0)] = None) -> StreamingResponse:
+async def live(run_id: RunId, request: Request, who: Seen, after: Annotated[int, Query(ge=0, le=INT4_MAX)] = 0,
+               last_event_id: Annotated[int | None, Header(ge=0, le=INT4_MAX)] = None) -> StreamingResponse:
     """New lines as `line` events (id: seq; data: the phase and the line's
     HTML), the run's status as `status` events when it changes, and `end`
     when the run is finished. A reconnecting browser resumes after its

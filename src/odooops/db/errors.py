@@ -9,6 +9,7 @@ from odooops.errors import (
     Conflict,
     DatabaseUnavailable,
     Forbidden,
+    InternalError,
     InvalidInput,
     InvalidTransition,
     LeaseLost,
@@ -67,11 +68,13 @@ def translate(exc: psycopg.Error) -> OpsError:
         return Conflict()
     if isinstance(exc, pg.ForeignKeyViolation):
         return NotFound("something it refers to does not exist")
+    # past this point the database's own words (SQL, types, hosts) are for the server's log only
+    detail = diag.message_primary or _first_line(exc)
     if isinstance(exc, (pg.IntegrityError, pg.DataError)):
-        return InvalidInput(diag.message_primary or None)
+        return InvalidInput("a value is out of range, too long or of the wrong form", detail)
     if isinstance(exc, psycopg.OperationalError):
-        return DatabaseUnavailable(f"the database cannot be reached: {_first_line(exc)}")
-    return OpsError(f"database error: {diag.message_primary or _first_line(exc)}")
+        return DatabaseUnavailable("the database cannot be reached", detail)
+    return InternalError(detail=detail)
 
 
 def _is_generic(message: str | None) -> bool:
