@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,10 @@ import psutil
 
 MAX_LINE = 64 * 1024
 CHUNK = 256 * 1024
+# How long output is still read once the main process has exited, should
+# something that escaped it still hold the pipes.
+DRAIN_SECONDS = 1.0
+REAPER = str(Path(__file__).with_name("reaper.py"))
 # What a phase inherits from the runner's environment; everything else is dropped.
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
@@ -87,36 +92,48 @@ def bwrap_argv(command: Command) -> list[str]:
 
 
 class LocalProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task]):
+    """The command under its reaper, which ends the command's whole tree when
+    the command exits; the process is done when the reaper is."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task],
+                 pipes: list[asyncio.ReadTransport]):
         self._proc = proc
         self._readers = readers
+        self._pipes = pipes
 
     async def wait(self) -> int:
         code = await self._proc.wait()
+        _, reading = await asyncio.wait(self._readers, timeout=DRAIN_SECONDS)
+        if reading:
+            for pipe in self._pipes:
+                pipe.close()  # the readers see the end of their stream
         await asyncio.gather(*self._readers)
         return code
 
     def kill(self) -> None:
-        """Kill the whole process tree: its group, and any descendant that left it."""
+        """Kill the whole process tree at once; the reaper, told to stop,
+        kills what was started since and exits."""
+        if self._proc.returncode is not None:
+            return
         try:
             children = psutil.Process(self._proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             children = []
-        try:
-            os.killpg(self._proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         for child in children:
             try:
                 child.kill()
             except psutil.NoSuchProcess:
                 pass
+        try:
+            os.kill(self._proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 class LocalExecutor:
-    """Each command a subprocess in its own process group and working
-    directory, with a reduced environment and resource limits; inside
-    bubblewrap when it is installed."""
+    """Each command a subprocess under a reaper (see `reaper.py`), in its own
+    process group and working directory, with a reduced environment and
+    resource limits; inside bubblewrap when it is installed."""
 
     name = "local"
 
@@ -125,13 +142,34 @@ class LocalExecutor:
 
     async def start(self, command: Command, on_lines: OnLines) -> LocalProcess:
         argv = bwrap_argv(command) if (command.sandbox and self.sandboxed) else command.argv
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=command.cwd, env=base_env(command.env), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, preexec_fn=_limits(command.limits))
-        readers = [asyncio.create_task(read_lines(proc.stdout, "stdout", on_lines)),
-                   asyncio.create_task(read_lines(proc.stderr, "stderr", on_lines))]
-        return LocalProcess(proc, readers)
+        out, err = os.pipe(), os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", "-S", REAPER, *argv, cwd=command.cwd, env=base_env(command.env),
+                stdin=asyncio.subprocess.DEVNULL, stdout=out[1], stderr=err[1],
+                start_new_session=True, preexec_fn=_limits(command.limits))
+        except BaseException:
+            os.close(out[0])
+            os.close(err[0])
+            raise
+        finally:
+            os.close(out[1])
+            os.close(err[1])
+        readers, pipes = [], []
+        for name, fd in (("stdout", out[0]), ("stderr", err[0])):
+            reader, pipe = await _read_pipe(fd)
+            readers.append(asyncio.create_task(read_lines(reader, name, on_lines)))
+            pipes.append(pipe)
+        return LocalProcess(proc, readers, pipes)
+
+
+async def _read_pipe(fd: int) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
+    """A reader on our own end of a pipe, so that we can close it."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                os.fdopen(fd, "rb", buffering=0))
+    return reader, transport
 
 
 async def read_lines(stream: asyncio.StreamReader, name: str, on_lines: OnLines) -> None:
