@@ -79,6 +79,12 @@ class CsrfRejected(Forbidden):
     code = "csrf"
 
 
+class CrossSite(Forbidden):
+    """This sign-in came from a page of another site: sign in on this site's own page."""
+
+    code = "cross_site"
+
+
 class TooManyRequests(OpsError):
     """Too many attempts: wait a while before trying again."""
 

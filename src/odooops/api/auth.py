@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from odooops.api.deps import ERRORS, FORM_TYPES, Db, Reader, Writer, session_actor
+from odooops.api.origin import same_site
 from odooops.db import Actor
 from odooops.errors import InvalidInput, Unauthenticated
 from odooops.managers.sessions import COOKIE, LIFETIME_SECONDS, Sessions, csrf_token
@@ -71,7 +72,7 @@ def _private(response: Response) -> None:
     response.headers["Cache-Control"] = "no-store"
 
 
-@router.post("/auth/login", openapi_extra=LOGIN_BODY, tags=["auth"])
+@router.post("/auth/login", openapi_extra=LOGIN_BODY, tags=["auth"], dependencies=[Depends(same_site)])
 async def login(request: Request, response: Response, db: Db) -> dict:
     """Sign in to the console with an email and password (JSON or a form):
     sets the `odooops_session` cookie and returns the CSRF token to send with

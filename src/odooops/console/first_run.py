@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from odooops.api.auth import client_address
+from odooops.api.origin import same_site
 from odooops.console import forms
 from odooops.console.pages import signed_in
 from odooops.console.render import error_page, page
@@ -53,7 +54,7 @@ async def setup_form(request: Request, token: str = "") -> Response:
     return await _refusal(request, token) or page(request, "setup.html", token=token, form={}, errors={})
 
 
-@router.post("/setup")
+@router.post("/setup", dependencies=[Depends(same_site)])
 async def setup(request: Request) -> Response:
     values = await forms.fields(request)
     token = values.get("token", "")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from odooops.api.auth import client_address, secure_cookie
+from odooops.api.origin import same_site
 from odooops.api.routes import ProjectIn
 from odooops.console import forms
 from odooops.console.render import page
@@ -38,7 +39,7 @@ async def login_form(request: Request, next: str = "/") -> Response:
     return page(request, "login.html", next=safe_next(next))
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[Depends(same_site)])
 async def login(request: Request) -> Response:
     values = await forms.fields(request)
     target = safe_next(values.get("next"))

@@ -1,0 +1,46 @@
+"""Login CSRF: a page of another site could post its own credentials to the
+sign-in and so sign the visitor in as someone else. A browser says where a
+request comes from (Origin; Referer when it sends no Origin); requests that
+say nothing are not browsers' (the CLI, curl) and carry no such risk.
+
+This server's own origin is the request's scheme and Host, the scheme being
+the one a trusted proxy forwarded (ODOOOPS_FORWARDED_ALLOW_IPS)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from fastapi import Request
+
+from odooops.errors import CrossSite
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+Origin = tuple[str, str, int]  # scheme, host, port
+
+
+def origin_of(url: str) -> Origin | None:
+    """The origin of a URL, or None for one that has none (`null`, garbage)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
+
+
+def cross_site(request: Request) -> bool:
+    """Whether a browser says this request comes from anywhere but this site."""
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    if not sent:
+        return False
+    theirs = origin_of(sent)
+    return theirs is None or theirs != origin_of(str(request.base_url))
+
+
+async def same_site(request: Request) -> None:
+    """A dependency of the sign-in routes: refused with 403 from another site."""
+    if cross_site(request):
+        raise CrossSite()
