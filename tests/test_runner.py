@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from conftest import APP_PASSWORD, allow_path, owner_conn, repo_roots
 from helpers import SERVICE, call, commit, git, make_repo, recipe
 from odooops import runtime
-from odooops.errors import LeaseLost
+from odooops.errors import InvalidInput, LeaseLost
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
@@ -31,6 +31,7 @@ from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
 from odooops.runner.executor import Limits, LocalExecutor
 from odooops.runner.pipeline import BuildPipeline, Job
+from odooops.runner import recipe as recipes
 
 FAST = {"ODOOOPS_POLL_SECONDS": "0.2", "ODOOOPS_HEARTBEAT_SECONDS": "0.3", "ODOOOPS_LEASE_SECONDS": "2",
         "ODOOOPS_RETRY_BASE_SECONDS": "0", "ODOOOPS_SHUTDOWN_GRACE_SECONDS": "1"}
@@ -185,6 +186,37 @@ def test_missing_recipe_fails_clearly(settings, project, runners):
     runners()
     row = wait_status(settings, trigger(settings), {"failed"})
     assert "has no .odooops.toml" in row["error"]
+
+
+def test_a_recipe_over_the_phase_limit_fails_the_build_naming_it(settings, project, runners):
+    project({".odooops.toml": recipe(*({"name": f"p{i}", "command": "true"} for i in range(51)))})
+    runners()
+    row = wait_status(settings, trigger(settings), {"failed"})
+    assert row["error"] == ".odooops.toml declares 51 phases: at most 50 are allowed"
+    assert not any(m.startswith("phase p0") for m in messages(settings, row["id"]))
+
+
+def _load(tmp_path, *phases: dict | str):
+    """Load a recipe of these phases (a dict, or a phase's TOML)."""
+    text = "".join(p if isinstance(p, str) else recipe(p) for p in phases)
+    (tmp_path / ".odooops.toml").write_text(text)
+    return recipes.load(tmp_path)
+
+
+def test_a_recipe_may_declare_up_to_the_limits(tmp_path):
+    loaded = _load(tmp_path, *({"name": f"p{i}", "command": "true"} for i in range(49)),
+                   {"name": "n" * 64, "command": "x" * 16384})
+    assert len(loaded.phases) == 50
+
+
+@pytest.mark.parametrize("phase, limit", [
+    ({"name": "n" * 65, "command": "true"}, "a name of at most 64 characters"),
+    ({"name": "long", "command": "x" * 16385}, "at most 16384 characters"),
+    (f"[[phases]]\nname = 'long'\ncommand = ['echo', '{'x' * 16381}']\n", "at most 16384 characters"),
+])
+def test_a_phase_over_a_limit_is_refused_naming_it(tmp_path, phase, limit):
+    with pytest.raises(InvalidInput, match=limit):
+        _load(tmp_path, phase)
 
 
 def test_secrets_are_masked_in_events_and_log_artifact(settings, project, runners):

@@ -55,7 +55,7 @@ def test_up_with_demo_then_ctrl_c(tmp_path):
                 done = conn.execute("select status from ops.runs where status in ('succeeded', 'failed')").fetchall()
                 time.sleep(0.2)
             assert [r["status"] for r in done] == ["succeeded"] * 3
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"ok": True}
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["ok"] is True
     finally:
         up.send_signal(signal.SIGINT)
         out, err = up.communicate(timeout=60)

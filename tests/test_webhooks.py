@@ -191,11 +191,16 @@ def test_a_storm_of_redeliveries_builds_once(api, tenants, hook, owner_db):
 
 def test_bad_payloads_fail_without_half_writes(api, tenants, hook):
     alice = tenants["alice"]
-    assert deliver(api, hook, "github", "push", b"not json").status_code == 200
+    assert "not JSON" in envelope(deliver(api, hook, "github", "push", b"not json"), 422, "invalid_input")
+    envelope(deliver(api, hook, "github", "push", b"[1, 2]"), 422, "invalid_input")
     assert deliver(api, hook, "github", "push", push("bad..name")).status_code == 200
+    side = {"ref": "feature", "sha": SHA, "repo": {"full_name": "acme/shop"}}
+    pr = {"action": "opened", "number": "9" * 5000,
+          "pull_request": {"number": "9" * 5000, "head": side, "base": side}}
+    assert deliver(api, hook, "github", "pull_request", pr).status_code == 200
     rows = settled(api, alice, 2)
     assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 1), ("failed", 1)]
-    assert "not JSON" in rows[1]["outcome"]
+    assert "pull request number" in rows[0]["outcome"] and len(rows[0]["outcome"]) < 1000
     assert "bad..name" not in branches(api, alice)
     envelope(httpx.post(f"{api}/api/v1/hooks/github/{hook[0]}", content=b"{}",
                         headers=signed_headers("github", hook[1], b"{}", "", "x")), 422, "invalid_input")
@@ -217,3 +222,51 @@ def test_hook_management_by_owner_teammate_stranger(api, tenants, hook):
     assert rotated["hook_id"] == hook[0] and rotated["secret"] != hook[1]
     envelope(deliver(api, hook, "github", "push", push("feature")), 401, "unauthenticated")
     assert deliver(api, hook, "github", "push", push("feature"), secret=rotated["secret"]).status_code == 200
+
+
+# Two signed deliveries that once killed the processor for every tenant
+POISONS = {"nested 100,000 deep": b'{"ref": "refs/heads/x", "a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+           "an integer of 5,000 digits": b'{"ref": "refs/heads/x", "after": 1' + b"0" * 5000 + b"}"}
+LAB = "https://git.example.com/evil/lab.git"
+
+
+def lab_push_builds(api, tenants) -> None:
+    """Eve's evil/lab, another tenant, still gets its push built."""
+    eve = as_(tenants["eve"])
+    assert httpx.patch(f"{api}/api/v1/projects/evil/lab", json={"repo_url": LAB}, headers=eve).status_code == 200
+    made = httpx.post(f"{api}/api/v1/projects/evil/lab/hook", headers=eve).json()
+    body = {**push("lab-feature", after="6" * 40), "repository": {"clone_url": LAB}}
+    assert deliver(api, (made["hook_id"], made["secret"]), "github", "push", body).status_code == 200
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        builds = httpx.get(f"{api}/api/v1/projects/evil/lab/builds?branch=lab-feature", headers=eve).json()
+        if builds:
+            assert builds[0]["commit_sha"] == "6" * 40
+            return
+        time.sleep(0.1)
+    raise AssertionError("evil/lab's push was never applied")
+
+
+@pytest.mark.parametrize("poison", sorted(POISONS))
+def test_a_poison_delivery_is_refused_and_other_tenants_still_build(api, tenants, hook, poison):
+    message = envelope(deliver(api, hook, "github", "push", POISONS[poison]), 422, "invalid_input")
+    assert "not JSON" in message
+    lab_push_builds(api, tenants)
+    assert settled(api, tenants["alice"]) == []  # refused before the ledger
+
+
+def test_poison_rows_in_the_ledger_at_startup_fail_and_others_apply(serve_api, tenants, owner_db):
+    """Deliveries recorded before the endpoint refused them (or by an older
+    host) are failed with their reason, once, and stop nothing."""
+    with owner_conn(owner_db) as conn:
+        project = conn.execute("select p.id from ops.projects p join ops.orgs o on o.id = p.org_id"
+                               " where o.slug = 'acme' and p.slug = 'shop'").fetchone()["id"]
+        hook_id = conn.execute("insert into ops.hooks (project_id) values (%s) returning id", (project,)).fetchone()["id"]
+        for n, body in enumerate(POISONS.values()):
+            conn.execute("insert into ops.hook_deliveries (host, hook_id, project_id, delivery_id, event, headers, body)"
+                         " values ('github', %s, %s, %s, 'push', '{}', %s)", (hook_id, project, f"poison-{n}", body))
+    api = serve_api()
+    lab_push_builds(api, tenants)
+    rows = settled(api, tenants["alice"], 2)
+    assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 1), ("failed", 1)]
+    assert all("not JSON" in r["outcome"] for r in rows), rows

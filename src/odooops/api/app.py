@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -27,6 +26,7 @@ from odooops.settings import Settings
 
 log = logging.getLogger("odooops.http")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+HEALTH_TIMEOUT = 2.0  # seconds /healthz waits for the database
 
 
 def error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -40,6 +40,19 @@ def answer(request: Request, status: int, message: str, code: str, headers: dict
     return error(status, message, code, headers)
 
 
+async def database_problem(db) -> str | None:
+    """Why the database does not answer, or None. Bounded: a load balancer
+    asks to route around a host at once, not once the pool gives up."""
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            await Manager(db, Actor.anonymous()).one("select 1 as ok")
+    except TimeoutError:
+        return f"no answer within {HEALTH_TIMEOUT:.0f}s"
+    except OpsError as exc:
+        return str(exc)
+    return None
+
+
 def create_app(settings: Settings, database=None) -> FastAPI:
     """The app on `database` (opened and closed with the app when not given)."""
     db = database or runtime.database(settings)
@@ -48,13 +61,11 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     async def lifespan(app: FastAPI):
         if database is None:
             await db.open()
-        processing = asyncio.create_task(app.state.hook_processor.run(), name="webhook deliveries")
+        app.state.hook_processor.start()
         # made before the first login, which would otherwise take longer for an unknown email
         await asyncio.to_thread(dummy_hash)
         yield
-        processing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await processing
+        await app.state.hook_processor.stop()
         if database is None:
             await db.close()
 
@@ -73,11 +84,13 @@ def create_app(settings: Settings, database=None) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        try:
-            await Manager(db, Actor.anonymous()).one("select 1 as ok")
-        except OpsError as exc:
-            return error(503, str(exc), exc.code)
-        return JSONResponse({"ok": True})
+        checks = {"database": await database_problem(db) or "ok",
+                  "webhook deliveries": app.state.hook_processor.problem() or "ok"}
+        failed = [f"{name}: {problem}" for name, problem in checks.items() if problem != "ok"]
+        if failed:
+            return JSONResponse({"ok": False, "error": "; ".join(failed), "code": "unhealthy", "checks": checks},
+                                status_code=503)
+        return JSONResponse({"ok": True, "checks": checks})
 
     @app.exception_handler(OpsError)
     async def ops_error(request: Request, exc: OpsError) -> Response:

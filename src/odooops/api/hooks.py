@@ -3,6 +3,7 @@ delivered to it, and the endpoint the hosts post to."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Annotated, Literal
 from uuid import UUID
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from odooops.api.deps import ERRORS, Db, Reader, Writer, read_body
 from odooops.db import Actor
 from odooops.errors import InvalidInput, NotFound
+from odooops.hooks.events import load
 from odooops.hooks.verify import delivery_id, event_name, hook_secret, verify
 from odooops.managers.hooks import Hooks
 
@@ -60,7 +62,8 @@ async def list_deliveries(org: str, project: str, db: Db, who: Reader,
 async def receive_delivery(host: Host, hook_id: UUID, request: Request, db: Db) -> dict:
     """Where GitHub, GitLab and Gitea post. The delivery is authenticated as
     its host signs it, recorded, and applied in the background; a delivery
-    seen before answers `duplicate`."""
+    seen before answers `duplicate`, one whose body is not a JSON object
+    (within limits on nesting and numbers) 422."""
     body = await read_body(request, MAX_BODY, "a delivery")
     hooks = Hooks(db, Actor.service())
     hook = await hooks.find(hook_id)
@@ -70,6 +73,8 @@ async def receive_delivery(host: Host, hook_id: UUID, request: Request, db: Db) 
     event = event_name(host, request.headers)
     if not event:
         raise InvalidInput(f"the delivery does not say which {host} event it is")
+    # a body that cannot be read within limits is refused here, where the host shows why
+    await asyncio.to_thread(load, body)
     # a host that sends no delivery id gets one from the content
     delivery = delivery_id(host, request.headers) or "sha256:" + hashlib.sha256(body).hexdigest()
     recorded = await hooks.record(host, hook, delivery[:200], event, dict(request.headers), body)

@@ -3,12 +3,15 @@ with a delivery depends only on this."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import orjson
 
 from odooops.errors import InvalidInput
 
 ZERO = "0" * 40
+NAME_FIELDS = ("clone_url", "html_url", "ssh_url", "git_url", "url", "git_http_url", "git_ssh_url", "http_url",
+               "web_url", "homepage")
 BUILD_PR_ACTIONS = {"opened", "reopened", "synchronize", "synchronized", "open", "reopen", "update"}
 
 
@@ -21,6 +24,7 @@ class HookEvent:
     pr_number: int | None = None
     from_fork: bool = False
     reason: str = ""            # for ignored events: why
+    names: tuple[str, ...] = ()  # every URL the payload gives the repository (clone, web, ssh)
     before: str | None = None   # a push's previous head: a force-push back to an old commit is new content
     message: str | None = None  # the commit's message and author, when the payload tells them
     author: str | None = None
@@ -34,18 +38,45 @@ class HookEvent:
         return None
 
 
-def parse(host: str, event: str, body: bytes) -> HookEvent:
+def load(body: bytes) -> dict:
+    """The payload, read within limits that no git host comes near: orjson
+    refuses nesting deeper than 1,024 and numbers no double holds, where
+    Python's json would raise RecursionError or overflow its int limit."""
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"the delivery's body is not JSON: {exc}") from exc
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the delivery's body is not JSON within limits: {exc}") from exc
     if not isinstance(payload, dict):
         raise InvalidInput("the delivery's body is not a JSON object")
+    return payload
+
+
+def parse(host: str, event: str, body: bytes) -> HookEvent:
+    payload = load(body)
     reader = {"github": _github, "gitlab": _gitlab, "gitea": _gitea}[host]
     try:
-        return reader(event, payload)
-    except (KeyError, TypeError, AttributeError) as exc:
+        read = reader(event, payload)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise InvalidInput(f"the {event or 'unnamed'} event lacks a field OdooOps needs: {exc}") from exc
+    return replace(read, names=_names(payload))
+
+
+def _names(payload: dict) -> tuple[str, ...]:
+    """The repository's URLs as GitHub and Gitea (`repository`) and GitLab
+    (`project`, and `repository` in older events) name it."""
+    found = []
+    for key in ("repository", "project"):
+        repo = payload.get(key)
+        if isinstance(repo, dict):
+            found += [v for f in NAME_FIELDS if isinstance(v := repo.get(f), str) and v]
+    return tuple(dict.fromkeys(found))
+
+
+def _pr_number(value) -> int:
+    number = int(value) if isinstance(value, (int, float)) or (isinstance(value, str) and len(value) < 12) else 0
+    if not 0 < number < 2**31:
+        raise ValueError(f"a pull request number, not {str(value)[:40]!r}")
+    return number
 
 
 def _branch(ref: str) -> str | None:
@@ -101,7 +132,7 @@ def _pull_request(p: dict, action: str, repository: str | None) -> HookEvent:
     head, base = pr["head"], pr["base"]
     head_repo = (head.get("repo") or {}).get("full_name")
     fork = head_repo is None or head_repo != (base.get("repo") or {}).get("full_name")
-    return HookEvent("pull_request", repository, head["ref"], head["sha"], int(pr["number"]), fork)
+    return HookEvent("pull_request", repository, head["ref"], head["sha"], _pr_number(pr["number"]), fork)
 
 
 def _gitlab(event: str, p: dict) -> HookEvent:
@@ -115,7 +146,7 @@ def _gitlab(event: str, p: dict) -> HookEvent:
             return HookEvent("ignored", repository, reason=f"merge request {action or 'event'}")
         fork = mr["source_project_id"] != mr["target_project_id"]
         return HookEvent("pull_request", repository, mr["source_branch"], mr["last_commit"]["id"],
-                         int(mr["iid"]), fork, **_commit_info(mr["last_commit"]))
+                         _pr_number(mr["iid"]), fork, **_commit_info(mr["last_commit"]))
     return HookEvent("ignored", repository, reason=f"event {event!r} is not built")
 
 

@@ -5,6 +5,7 @@ retried with backoff when the database balks."""
 
 from __future__ import annotations
 
+import logging
 from uuid import UUID
 
 import psycopg
@@ -18,6 +19,8 @@ from odooops.managers import Manager, lookup
 
 Q = queries_beside(__file__)
 MAX_ATTEMPTS = 5
+MAX_OUTCOME = 1000  # characters of a delivery's outcome kept in the ledger
+log = logging.getLogger("odooops.hooks")
 # where a pull request's commits can be fetched from the base repository
 PR_REFS = {"github": "refs/pull/{}/head", "gitea": "refs/pull/{}/head", "gitlab": "refs/merge-requests/{}/head"}
 SECRET_HEADERS = {"x-gitlab-token", "authorization", "cookie"}
@@ -58,7 +61,10 @@ class Hooks(Manager):
         return None if row is None else row["id"]
 
     async def process_next(self) -> dict | None:
-        """Apply the oldest delivery that is due; None when none is."""
+        """Apply the oldest delivery that is due; None when none is. Whatever
+        applying it raises, the delivery is settled: retried later when the
+        database balked, failed with the reason otherwise, so that no delivery
+        can be taken again and again and stop the others."""
         async with self.tx() as conn:
             delivery = await (await conn.execute(Q["next_pending"])).fetchone()
             if delivery is None:
@@ -68,15 +74,13 @@ class Hooks(Manager):
                 # locked, so no other lane takes it before its retry is recorded
                 async with conn.transaction():
                     status, outcome, run_id = await self._apply(conn, delivery)
-            except (OpsError, psycopg.Error) as exc:
-                error = exc if isinstance(exc, OpsError) else translate(exc)
-                # a refusal will not change on retry; a conflict or an outage may
-                final = 400 <= error.status < 500 and not isinstance(error, Conflict)
+            except Exception as exc:  # noqa: BLE001  (settled below, whatever it was)
+                error, final = _failure(delivery["id"], exc)
                 row = await (await conn.execute(Q["retry"], {
-                    "id": delivery["id"], "outcome": error.message,
+                    "id": delivery["id"], "outcome": _storable(error),
                     "max_attempts": 1 if final else MAX_ATTEMPTS})).fetchone()
-                return {"id": delivery["id"], "status": row["status"], "outcome": error.message, "run_id": None}
-            await conn.execute(Q["settle"], {"id": delivery["id"], "status": status, "outcome": outcome,
+                return {"id": delivery["id"], "status": row["status"], "outcome": error, "run_id": None}
+            await conn.execute(Q["settle"], {"id": delivery["id"], "status": status, "outcome": _storable(outcome),
                                              "run_id": run_id})
             return {"id": delivery["id"], "status": status, "outcome": outcome, "run_id": run_id}
 
@@ -94,6 +98,23 @@ class Hooks(Manager):
         if event.action == "branch_deleted":
             return await _archive(conn, project_id, event.branch)
         return await _build(conn, project_id, delivery["host"], event)
+
+
+def _failure(delivery_id: int, exc: Exception) -> tuple[str, bool]:
+    """What to record of a failed delivery, and whether it is final: a
+    refusal will not change on retry, a conflict or an outage may, and a
+    fault of ours (any other exception) would only repeat."""
+    if isinstance(exc, (OpsError, psycopg.Error)):
+        error = exc if isinstance(exc, OpsError) else translate(exc)
+        return error.message, 400 <= error.status < 500 and not isinstance(error, Conflict)
+    log.error("delivery %s could not be applied", delivery_id, exc_info=exc)
+    return f"internal error while applying the delivery: {type(exc).__name__}: {exc}", True
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL takes (no NUL, valid UTF-8) and a reader wants (not a whole payload)."""
+    text = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return text if len(text) <= MAX_OUTCOME else text[:MAX_OUTCOME - 1] + "…"
 
 
 async def _archive(conn, project_id: UUID, name: str) -> tuple[str, str, int | None]:

@@ -13,6 +13,11 @@ from odooops.errors import InvalidInput
 RECIPE_FILE = ".odooops.toml"
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 RESERVED = {"checkout", "install"}
+# A recipe comes from whoever can push: bounded, so that a build's log and
+# its phase records stay of a readable size.
+MAX_PHASES = 50
+MAX_NAME = 64
+MAX_COMMAND = 16384  # characters, of the shell string or of all arguments
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,12 @@ def load(checkout: Path) -> Recipe:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{RECIPE_FILE} is not valid TOML: {exc}") from exc
-    phases = [_phase(i, p) for i, p in enumerate(data.get("phases") or [])]
+    declared = data.get("phases") or []
+    if not isinstance(declared, list):
+        raise InvalidInput(f"{RECIPE_FILE}: phases is a list of tables ([[phases]])")
+    if len(declared) > MAX_PHASES:
+        raise InvalidInput(f"{RECIPE_FILE} declares {len(declared)} phases: at most {MAX_PHASES} are allowed")
+    phases = [_phase(i, p) for i, p in enumerate(declared)]
     names = [p.name for p in phases]
     if len(set(names)) != len(names):
         raise InvalidInput(f"{RECIPE_FILE}: two phases have the same name")
@@ -54,8 +64,10 @@ def _phase(index: int, raw: object) -> Phase:
     if not isinstance(raw, dict):
         raise InvalidInput(f"{where} is not a table")
     name = raw.get("name")
-    if not isinstance(name, str) or not name or not set(name) <= _NAME_OK or name in RESERVED:
-        raise InvalidInput(f"{where} needs a name of lowercase letters, digits, - and _ (not checkout or install)")
+    if (not isinstance(name, str) or not name or len(name) > MAX_NAME or not set(name) <= _NAME_OK
+            or name in RESERVED):
+        raise InvalidInput(f"{where} needs a name of at most {MAX_NAME} characters: lowercase letters, digits, "
+                           "- and _ (not checkout or install)")
     command = raw.get("command")
     if isinstance(command, str):
         argv = ["/bin/sh", "-c", command]
@@ -63,6 +75,8 @@ def _phase(index: int, raw: object) -> Phase:
         argv = command
     else:
         raise InvalidInput(f"{where} ({name}) needs a command: a string for the shell, or a list of arguments")
+    if sum(map(len, argv[2:] if isinstance(command, str) else argv)) > MAX_COMMAND:
+        raise InvalidInput(f"{where} ({name}): the command is too long (at most {MAX_COMMAND} characters)")
     env = raw.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
         raise InvalidInput(f"{where} ({name}): env is a table of strings")
