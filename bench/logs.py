@@ -27,7 +27,7 @@ import time  # noqa: E402
 
 import psycopg  # noqa: E402
 
-from odooops import runtime  # noqa: E402
+from odooops import repos, runtime  # noqa: E402
 from odooops.db import Actor, embedded  # noqa: E402
 from odooops.managers.orgs import Orgs  # noqa: E402
 from odooops.managers.projects import Projects  # noqa: E402
@@ -78,13 +78,14 @@ async def watch(conninfo: str, run_id: int, lines: int, samples: int) -> tuple[f
 
 async def main(lines: int, samples: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp) / "data", runner_concurrency=1, poll_seconds=0.2)
+        settings = Settings(data_dir=Path(tmp) / "data", runner_concurrency=1, poll_seconds=0.2, repo_roots=(Path(tmp),))
         make_repo(Path(tmp) / "repo", lines, samples)
         owner = await runtime.prepare(settings)
         try:
             async with runtime.database(settings) as db:
                 service = Actor.service()
                 await Orgs(db, service).create("bench")
+                await Orgs(db, service).allow_path("bench", tmp, repos.Host.of(settings))
                 await Projects(db, service).create("bench/logs", str(Path(tmp) / "repo"))
                 run = await Runs(db, service).trigger_build("bench/logs", "main")
                 worker = runtime.runner(settings, db)
