@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 from conftest import acting, owner_conn
 from helpers import SERVICE, call
 from odooops.db import Actor
-from odooops.errors import Forbidden, InvalidTransition, LeaseLost
+from odooops.errors import Forbidden, InvalidTransition, LeaseLost, NotFound
 from odooops.managers.queue import Queue
 from world import seed
 
@@ -194,7 +194,8 @@ def test_stale_attempt_cannot_write(app_db, owner_db, settings, world):
             await Events(db, SERVICE).append([(run["id"], run["attempt"], 1, NOW(), "info", None, "stdout", "late")])
         again = await q.claim((await q.register_worker("w2", 2, "t", 1, None))["id"], None, 30, 1)
         assert again[0]["attempt"] == 2
-        await Events(db, SERVICE).append([(run["id"], 2, 1, NOW(), "info", None, "stdout", "fresh")])
+        # line 1 is the reaper's note that attempt 1 lost its worker
+        await Events(db, SERVICE).append([(run["id"], 2, 2, NOW(), "info", None, "stdout", "fresh")])
 
     call(settings, work)
 
@@ -264,3 +265,130 @@ def test_finish_and_claim_in_one_transaction(settings, world):
                                         ["noop"], 30, 1, True) == []
 
     call(settings, work)
+
+
+# Reliability: hand-backs, runs that cannot be claimed, heartbeats, the reaper's grace, notes.
+
+def notes(owner_db, run_id: int) -> list[str]:
+    with owner_conn(owner_db) as conn:
+        return [r["message"] for r in conn.execute(
+            "select message from ops.run_events where run_id = %s and attempt is null order by seq", (run_id,))]
+
+
+def test_hand_back_on_the_last_attempt_gives_the_attempt_back(app_db, owner_db, settings, world):
+    run = enqueue(app_db, world.dev, SHAS[0])
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.runs set max_attempts = 1")
+
+    async def work(db):
+        q = Queue(db, SERVICE)
+        wid = (await q.register_worker("w", 1, "t", 1, None))["id"]
+        for attempt in (1, 2):  # a graceful shutdown hands it back twice
+            claimed = await q.claim(wid, None, 30, 1)
+            assert [(r["id"], r["attempt"]) for r in claimed] == [(run["id"], attempt)]
+            await q.finish(run["id"], attempt, "queued", error="handed back: the worker shut down")
+        third = await q.claim(wid, None, 30, 1, start=True)
+        assert [(r["id"], r["attempt"]) for r in third] == [(run["id"], 3)]  # still the fencing token
+        with pytest.raises(LeaseLost):
+            await q.finish(run["id"], 2, "succeeded", "ok")
+        await q.finish(run["id"], 3, "succeeded", "ok")
+
+    call(settings, work)
+    assert runs(owner_db)[run["id"]]["status"] == "succeeded"
+
+
+def test_a_run_that_cannot_be_claimed_fails_and_the_queue_goes_on(app_db, owner_db, settings, world):
+    stuck = enqueue(app_db, world.main, SHAS[0])  # first in line: production
+    with owner_conn(owner_db) as conn:  # as a hand-back on the last attempt left it before
+        conn.execute("update ops.runs set attempt = max_attempts where id = %s", (stuck["id"],))
+        broken = conn.execute("insert into ops.runs (project_id, branch_id, commit_sha, priority) "
+                              "values (%s, %s, %s, 1000) returning id", (world.shop, world.staging, SHAS[1])
+                              ).fetchone()["id"]
+        # any error while claiming one run, here from a trigger
+        conn.execute(f"""create function public.refuse_claim() returns trigger language plpgsql as $$
+            begin if new.id = {broken} and new.status = 'claimed' then raise exception 'refused'; end if;
+            return new; end $$""")
+        conn.execute("create trigger refuse before update on ops.runs for each row execute function public.refuse_claim()")
+        lab = conn.execute("insert into ops.runs (project_id, branch_id, commit_sha) "
+                           "select project_id, id, %s from ops.branches where project_id = %s returning id",
+                           (SHAS[2], world.lab)).fetchone()["id"]
+        claimed = claim(settings, limit=1)
+        conn.execute("drop trigger refuse on ops.runs; drop function public.refuse_claim()")
+    assert [r["id"] for r in claimed] == [lab]  # another org's run goes
+    state = runs(owner_db)
+    assert (state[stuck["id"]]["status"], state[stuck["id"]]["error"]) == ("failed", "no attempt left (3 of 3 used)")
+    assert state[broken]["status"] == "failed" and "refused" in state[broken]["error"]
+    assert notes(owner_db, stuck["id"]) == ["run failed: no attempt left (3 of 3 used)"]
+
+
+def test_heartbeat_renews_only_the_runs_it_names(app_db, owner_db, settings, world):
+    enqueue(app_db, world.dev, SHAS[0])
+    enqueue(app_db, world.staging, SHAS[0])
+
+    async def work(db):
+        q = Queue(db, SERVICE)
+        wid = (await q.register_worker("w", 1, "t", 2, None))["id"]
+        executing, abandoned = await q.claim(wid, None, 30, 2)
+        with owner_conn(owner_db) as conn:
+            conn.execute("update ops.runs set lease_expires_at = now() - interval '1 s'")
+        assert await q.heartbeat(wid, [executing["id"]], 30) == []
+        reaped = await q.reap(0, 0, 0)
+        assert [r["id"] for r in reaped] == [abandoned["id"]]
+
+    call(settings, work)
+
+
+def test_reaper_waits_for_workers_after_the_server_started(app_db, owner_db, settings, world):
+    enqueue(app_db, world.dev, SHAS[0])
+    run = claim(settings)[0]
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.runs set lease_expires_at = now() - interval '1 s'")
+        up_for = conn.execute("select extract(epoch from now() - pg_postmaster_start_time())::int as s"
+                              ).fetchone()["s"]
+    # as if the server had started a moment ago: the leases ran out while it was down
+    assert call(settings, lambda db: Queue(db, SERVICE).reap(0, 0, up_for + 60)) == []
+    assert runs(owner_db)[run["id"]]["status"] == "claimed"
+    assert [r["id"] for r in call(settings, lambda db: Queue(db, SERVICE).reap(0, 0, 0))] == [run["id"]]
+
+
+def test_reaper_forgets_dead_workers_that_hold_no_run(app_db, owner_db, settings, world):
+    enqueue(app_db, world.dev, SHAS[0])
+    busy = claim(settings)[0]["worker_id"]
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.workers set heartbeat_at = now() - interval '2 hours'")
+    call(settings, lambda db: Queue(db, SERVICE).reap(0, 0, 0, 3600))
+    with owner_conn(owner_db) as conn:
+        left = [r["id"] for r in conn.execute("select id from ops.workers")]
+    assert left == [busy]  # the seeded worker is gone; the one holding a run stays until it is reaped
+
+
+def test_forgotten_worker_is_told_by_its_heartbeat(settings, world):
+    async def work(db):
+        q = Queue(db, SERVICE)
+        wid = (await q.register_worker("w", 1, "t", 1, None))["id"]
+        await q.deregister_worker(wid)
+        with pytest.raises(NotFound, match="not registered"):
+            await q.heartbeat(wid, [], 30)
+
+    call(settings, work)
+
+
+def test_reaper_and_cancel_end_the_log_with_a_note(app_db, owner_db, settings, world):
+    run = enqueue(app_db, world.dev, SHAS[0])
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.runs set max_attempts = 2")
+    for _ in range(2):
+        with owner_conn(owner_db) as conn:
+            conn.execute("update ops.runs set not_before = null")
+        claim(settings)
+        with owner_conn(owner_db) as conn:
+            conn.execute("update ops.runs set lease_expires_at = now() - interval '1 s'")
+        call(settings, lambda db: Queue(db, SERVICE).reap(3, 300, 0))
+    assert notes(owner_db, run["id"]) == ["attempt 1 lost its worker; retrying in 3 s",
+                                          "run failed: worker lost after 2 attempts"]
+    other = enqueue(app_db, world.staging, SHAS[0])
+    claim(settings)
+    with acting(app_db, Actor.user(world.alice)) as conn:
+        conn.execute("select ops.cancel_run(%s)", (other["id"],))
+        conn.commit()
+    assert notes(owner_db, other["id"]) == ["run canceled by request"]

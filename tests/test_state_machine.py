@@ -17,6 +17,7 @@ ALLOWED = {
     ("queued", "claimed"), ("queued", "canceled"), ("queued", "superseded"),
     ("claimed", "running"), ("claimed", "queued"), ("claimed", "canceled"),
     ("claimed", "failed"),  # added with the queue: the reaper gives up on a claim that never started
+    ("queued", "failed"),  # a run the queue cannot hand out (no attempt left) fails where it waits
     ("running", "succeeded"), ("running", "failed"), ("running", "canceled"), ("running", "queued"),
 }
 # How to bring a new run to each status along allowed transitions.

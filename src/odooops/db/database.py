@@ -4,6 +4,7 @@ transactions that act as one caller under row-level security."""
 from __future__ import annotations
 
 import json
+import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
@@ -12,10 +13,39 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from psycopg_pool.base import AttemptWithBackoff
 
 from odooops.db.errors import translate
 
 ROLES = ("anon", "authenticated", "service_role")
+RECONNECT_EVERY = 0.5  # seconds between tries to reconnect while the database is away
+CONNECTION_WAIT = 10.0  # seconds a caller waits for a connection before "the database cannot be reached"
+
+
+class _Reconnect(AttemptWithBackoff):
+    """The pool's reconnection, tried every RECONNECT_EVERY instead of after
+    a delay that doubles: back within a second of the database."""
+
+    INITIAL_DELAY = RECONNECT_EVERY
+    DELAY_JITTER = 0.2
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, RECONNECT_EVERY)
+
+
+class _Pool(AsyncConnectionPool):
+    async def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        await super()._add_connection(attempt or _Reconnect(timeout=self.reconnect_timeout), growing)
+
+
+def _said_goodbye(conn: psycopg.AsyncConnection) -> bool:
+    """An idle connection has nothing to read, unless the server closed it
+    (a restart's "terminating connection", or end of file)."""
+    try:
+        return bool(select.select([conn.fileno()], [], [], 0)[0])
+    except (psycopg.Error, OSError, ValueError):
+        return True
 
 
 @dataclass(frozen=True)
@@ -46,14 +76,28 @@ class Actor:
 
 class Database:
     def __init__(self, conninfo: str, *, max_size: int = 10):
-        self._pool = AsyncConnectionPool(
+        self._pool = _Pool(
             conninfo,
             min_size=1,
             max_size=max_size,
             kwargs={"row_factory": dict_row, "autocommit": True},
             open=False,
             name="odooops",
+            check=self._check,
+            timeout=CONNECTION_WAIT,
         )
+
+    async def _check(self, conn: psycopg.AsyncConnection) -> None:
+        """Before a connection is handed out. Free for a healthy one; one the
+        server closed fails its check, and so do the others it closed at the
+        same time: the first query after a restart works."""
+        if not _said_goodbye(conn):
+            return
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            await self._pool.check()  # the idle ones went with it
+            raise
 
     async def open(self) -> None:
         # One plain connection first: when the server is unreachable it fails at

@@ -4,7 +4,7 @@ run's attempt, which the database checks once per batch."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from odooops.db import queries_beside
 from odooops.managers import Manager
@@ -35,17 +35,28 @@ def copy_text(rows: Sequence[EventRow]) -> str:
 
 class Events(Manager):
     async def append(self, rows: Sequence[EventRow]) -> None:
-        await self.append_copy(copy_text(rows))
+        await self.append_copy(copy_text(rows), {(r[0], r[1]) for r in rows if r[1] is not None})
 
-    async def append_copy(self, text: str) -> None:
+    async def append_copy(self, text: str, attempts: Iterable[tuple[int, int]] = ()) -> None:
         """Write a batch of lines, already in COPY's text format (columns as in
-        EventRow), in one transaction."""
+        EventRow), in one transaction. The (run, attempt) pairs given are fenced
+        before any line goes in: that locks their runs first, so a note of the
+        control plane (which ends the attempt) waits for the batch instead of
+        taking one of its seqs. A batch sent again after a lost connection may
+        have been committed already: lines whose seq is there are skipped."""
         async with self.tx() as conn:
+            for run_id, attempt in attempts:
+                await conn.execute(Q["fence"], {"run_id": run_id, "attempt": attempt})
             await conn.execute(Q["staging_table"])
             async with conn.cursor() as cur:
                 async with cur.copy(Q["copy"]) as copy:
                     await copy.write(text)
                 await cur.execute(Q["move"])
+
+    async def messages(self, run_id: int, after_seq: int, before_seq: int, limit: int) -> list[dict]:
+        """A page of a run's lines (seq, message) between two seqs, for the runner."""
+        return await self.all(Q["messages"], {"run_id": run_id, "after_seq": after_seq, "before_seq": before_seq,
+                                              "limit": limit})
 
     async def next_seq(self, run_id: int) -> int:
         return (await self.one(Q["next_seq"], {"run_id": run_id}))["seq"]

@@ -10,7 +10,15 @@ copy pg_temp.run_events_in (run_id, attempt, seq, ts, level, phase, stream, mess
 
 -- name: move
 insert into ops.run_events (run_id, attempt, seq, ts, level, phase, stream, message)
-select run_id, attempt, seq, ts, level, phase, stream, message from pg_temp.run_events_in;
+select run_id, attempt, seq, ts, level, phase, stream, message from pg_temp.run_events_in
+on conflict (run_id, seq) do nothing;
+
+-- name: fence
+select from ops.fence(%(run_id)s, %(attempt)s);
+
+-- name: messages
+select seq, message from ops.run_events
+ where run_id = %(run_id)s and seq > %(after_seq)s and seq < %(before_seq)s order by seq limit %(limit)s;
 
 -- name: next_seq
 select coalesce(max(seq), 0) + 1 as seq from ops.run_events where run_id = %(run_id)s;

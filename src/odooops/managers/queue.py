@@ -61,8 +61,12 @@ class Queue(Manager):
                                                "lease_seconds": lease_seconds})
         return [r["run_id"] for r in rows]
 
-    async def reap(self, base_seconds: int = 5, cap_seconds: int = 300) -> list[dict]:
-        return await self.all(Q["reap"], {"base_seconds": base_seconds, "cap_seconds": cap_seconds})
+    async def reap(self, base_seconds: int = 5, cap_seconds: int = 300, grace_seconds: int = 0,
+                   forget_seconds: int = 3600) -> list[dict]:
+        """Requeue or fail runs whose lease expired, except within `grace_seconds`
+        of the server's start; forget workers silent for `forget_seconds` that hold no run."""
+        return await self.all(Q["reap"], {"base_seconds": base_seconds, "cap_seconds": cap_seconds,
+                                          "grace_seconds": grace_seconds, "forget_seconds": forget_seconds})
 
     async def enqueue(self, project_id: UUID, kind: str, params: dict | None = None, priority: int = 0) -> dict:
         return await self.one(Q["enqueue"], {"project_id": project_id, "kind": kind,

@@ -27,7 +27,7 @@ select * from ops.finish_and_claim(%(run_ids)s, %(attempts)s, %(status)s, %(resu
 select h as run_id from ops.heartbeat(%(worker_id)s, %(runs)s, %(lease_seconds)s) as h;
 
 -- name: reap
-select * from ops.reap_expired(%(base_seconds)s, %(cap_seconds)s);
+select * from ops.reap_expired_v2(%(base_seconds)s, %(cap_seconds)s, %(grace_seconds)s, %(forget_seconds)s);
 
 -- name: enqueue
 select * from ops.enqueue_run(%(project_id)s, %(kind)s, %(params)s, %(priority)s);

@@ -10,12 +10,13 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-from odooops.errors import LeaseLost, OpsError
+from odooops.errors import DatabaseUnavailable, LeaseLost, OpsError
 from odooops.managers.events import Events, copy_escape
 from odooops.runner.masking import Masker
 
 log = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.1
+RETRY_SECONDS = 0.5  # between flushes of a closed log while the database is away
 MAX_BATCH = 20000
 # Odoo's format: "2024-05-01 12:00:00,123 42 WARNING db odoo.x: message"; Python's logging too.
 _LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b[: ]")
@@ -45,6 +46,8 @@ class LogSink:
         self._closing = False
         self.phase: str | None = None
         self.lost: LeaseLost | None = None
+        self.unwritten: OpsError | None = None  # why the last flush failed, while lines wait
+        self.give_up = False  # set by the runner when waiting for the database is no use
 
     def lines(self, stream: str, lines: list[str], level: str | None = None) -> None:
         """Take lines printed by a phase (or, with stream 'system', by the runner)."""
@@ -82,20 +85,38 @@ class LogSink:
             return
         rows, self._rows = self._rows, []
         try:
-            await self._events.append_copy("".join(rows))
+            await self._events.append_copy("".join(rows), [(self._run_id, self._attempt)])
         except LeaseLost as exc:
             self.lost = exc
         except OpsError as exc:  # the database is away: keep the lines for the next try
-            log.warning("run %s: log lines not written yet (%s)", self._run_id, exc)
+            if self.unwritten is None:
+                log.warning("run %s: log lines not written yet (%s)", self._run_id, exc)
+            self.unwritten = exc
             self._rows = rows + self._rows
+        else:
+            if self.unwritten is not None:
+                log.info("run %s: log lines written again", self._run_id)
+            self.unwritten = None
+
+    async def _drain(self) -> None:
+        """Flush until every line is written, the attempt is lost, or the
+        runner gives up: lines wait out a database outage, in order."""
+        refused = 0  # errors that are not an outage do not go away by waiting
+        while self._rows and not self.lost and not self.give_up and refused < 3:
+            await self.flush()
+            if self._rows and not self.lost:
+                refused += not isinstance(self.unwritten, DatabaseUnavailable)
+                await asyncio.sleep(RETRY_SECONDS)
+        if self._rows and not self.lost:
+            log.error("run %s: %s log lines not written: %s", self._run_id, len(self._rows), self.unwritten)
 
     async def close(self) -> None:
-        """Write what is left; a flush under way is let finish, not cut."""
+        """Write what is left, waiting out an outage; a flush under way is let finish, not cut."""
         self._closing = True
         self._wake.set()
         if self._task:
             await self._task
-        await self.flush()
+        await self._drain()
         self._file.close()
 
     async def late(self, messages: list[str], level: str = "warning") -> None:
@@ -106,4 +127,4 @@ class LogSink:
         self._file = self._path.open("a", encoding="utf-8")
         self.lines("system", messages, level)
         self._file.close()
-        await self.flush()
+        await self._drain()

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import shutil
 import socket
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 
 from odooops import __version__
 from odooops.db import Actor, Database
-from odooops.errors import LeaseLost, OpsError
+from odooops.errors import DatabaseUnavailable, LeaseLost, NotFound, OpsError
 from odooops.managers.events import Events
 from odooops.managers.project_secrets import ProjectSecrets
 from odooops.managers.queue import Queue
@@ -24,6 +28,7 @@ from odooops.runner.artifacts import ArtifactStore
 from odooops.runner.executor import Executor, Limits, LocalExecutor
 from odooops.runner.logs import LogSink, Masker
 from odooops.runner.pipeline import BuildPipeline, Job, Outcome
+from odooops.runner.workdirs import WorkDirs
 from odooops.runtime import secret_box
 from odooops.settings import Settings
 
@@ -31,6 +36,10 @@ log = logging.getLogger(__name__)
 
 
 MAX_DURATION_SECONDS = 3600  # a project's max_duration_seconds overrides it
+FORGET_WORKERS_SECONDS = 3600  # a worker silent this long (and ten leases) holding no run is removed
+EARLIER_LOG_PAGE = 5000
+LISTEN_CHECK_SECONDS = 10  # a LISTEN connection silent this long is checked
+T = TypeVar("T")
 
 
 class Runner:
@@ -50,12 +59,17 @@ class Runner:
         self.worker_id = None
         self.wake = asyncio.Event()
         self.stopping = False
+        self.giving_up = False  # stopping at once: steps of runs no longer wait for the database
+        self.held: dict[int, int] = {}  # run -> attempt, from the claim to the end of its task
+        self.workdirs: WorkDirs | None = None
+        self._away = False  # the last heartbeat failed
+        self._reap_after = 0.0  # monotonic time before which this runner reaps nothing
         self._tasks: set[asyncio.Task] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        worker = await self.queue.register_worker(socket.gethostname(), os.getpid(), __version__,
-                                                  self.settings.runner_concurrency, self.settings.runner_kinds)
-        self.worker_id = worker["id"]
+        await self._register()
+        self.workdirs = WorkDirs(self.data_dir, str(self.worker_id))
+        await asyncio.to_thread(self.workdirs.claim)
         log.info("worker %s up: concurrency %s, kinds %s", self.worker_id, self.settings.runner_concurrency,
                  ",".join(self.settings.runner_kinds))
         if not getattr(self.executor, "sandboxed", True):
@@ -76,7 +90,22 @@ class Runner:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            await self.queue.deregister_worker(self.worker_id)
+            self.workdirs.release()
+            try:
+                await self.queue.deregister_worker(self.worker_id)
+            except OpsError as exc:  # a reaper forgets it in time
+                log.warning("worker %s not deregistered: %s", self.worker_id, exc)
+
+    async def _register(self) -> None:
+        worker = await self.queue.register_worker(socket.gethostname(), os.getpid(), __version__,
+                                                  self.settings.runner_concurrency, self.settings.runner_kinds)
+        self.worker_id = worker["id"]
+
+    @property
+    def grace_seconds(self) -> int:
+        """How long after the database came back no lease is reaped: a lease
+        and two heartbeats, time for live workers to renew theirs."""
+        return math.ceil(self.settings.lease_seconds + 2 * self.settings.heartbeat_seconds)
 
     async def _fill(self) -> None:
         free = self.settings.runner_concurrency - len(self._tasks)  # jobs appear only once a task has begun
@@ -88,6 +117,7 @@ class Runner:
             log.warning("claim failed: %s", exc)
             return
         for run in runs:
+            self.held[run["id"]] = run["attempt"]
             task = asyncio.create_task(self._execute(run))
             self._tasks.add(task)
             task.add_done_callback(self._done)
@@ -101,34 +131,101 @@ class Runner:
     # one run
 
     async def _execute(self, claimed: dict) -> None:
-        run = await self.queue.run_context(claimed["id"])
-        workdir = self.data_dir / "work" / f"run-{run['id']}-{run['attempt']}"
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
-        settings = run["project_settings"] or {}
-        secret_env = await self.project_secrets.reveal(run["project_id"])
-        env = {**{k: str(v) for k, v in (settings.get("env") or {}).items()}, **secret_env}
-        first_seq = await self.events.next_seq(run["id"])
-        sink = LogSink(self.events, run["id"], run["attempt"], first_seq, workdir / "log.txt",
-                       Masker([*self.secrets, *secret_env.values()]))
-        job = Job(run, workdir, sink, env)
-        self.jobs[job.id] = job
-        sink.start()
+        """One attempt, from reading what it needs to finishing it. Every step
+        is in here and waits out a database outage for as long as the run is
+        this runner's: nothing may leave a run `running` that nobody executes."""
+        run_id, attempt = claimed["id"], claimed["attempt"]
+        workdir = self.workdirs.of(run_id, attempt)
+        job: Job | None = None
         try:
-            try:
-                outcome = await self._pipeline(job, settings)
-            except Exception as exc:  # a bug of ours must not leave the run running forever
-                log.exception("run %s: internal error", job.id)
-                job.abort("internal error")
-                outcome = Outcome("failed", "ko", f"internal error: {exc}")
-            await self._finish(job, outcome)
-        finally:
-            self.jobs.pop(job.id, None)
+            run = await self._retry("reading the run", lambda: self.queue.run_context(run_id), (run_id, attempt))
+            run["attempt"] = attempt  # the claim's: a newer attempt may be someone else's
             shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            settings = run["project_settings"] or {}
+            secret_env = await self._retry("reading the secrets", lambda: self.project_secrets.reveal(run["project_id"]),
+                                           (run_id, attempt))
+            env = {**{k: str(v) for k, v in (settings.get("env") or {}).items()}, **secret_env}
+            first_seq = await self._retry("reading the log", lambda: self.events.next_seq(run_id), (run_id, attempt))
+            await self._earlier_log(run_id, attempt, first_seq, workdir / "log.txt")
+            sink = LogSink(self.events, run_id, attempt, first_seq, workdir / "log.txt",
+                           Masker([*self.secrets, *secret_env.values()]))
+            job = Job(run, workdir, sink, env)
+            self.jobs[job.id] = job
+            sink.start()
+            await self._finish(job, await self._outcome(job, settings))
+        except LeaseLost:
+            log.info("run %s attempt %s: lease lost", run_id, attempt)
+        except Exception as exc:  # a bug of ours, or the database gone while stopping
+            log.exception("run %s attempt %s: internal error", run_id, attempt)
+            await self._fail(job, run_id, attempt, exc)
+        finally:
+            if job is not None and self.jobs.get(job.id) is job:
+                del self.jobs[job.id]
+            if self.held.get(run_id) == attempt:
+                del self.held[run_id]
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _retry(self, what: str, step: Callable[[], Awaitable[T]], run: tuple[int, int]) -> T:
+        """A step of a run, tried again while the database is away, as long
+        as the run is still this attempt's (a heartbeat says when it is not:
+        then LeaseLost) and the runner is not stopping at once."""
+        delay = 0.2
+        while True:
+            try:
+                return await step()
+            except DatabaseUnavailable as exc:
+                if self.held.get(run[0]) != run[1]:
+                    raise LeaseLost() from exc
+                if self.giving_up:
+                    raise
+                if delay == 0.2:
+                    log.warning("run %s: %s waits for the database (%s)", run[0], what, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _earlier_log(self, run_id: int, attempt: int, first_seq: int, path: Path) -> None:
+        """The log artifact holds the whole log, as the console's download does:
+        earlier attempts' lines and the control plane's notes come first."""
+        after = 0
+        with path.open("w", encoding="utf-8") as f:
+            while after < first_seq - 1:
+                rows = await self._retry("reading the log", lambda: self.events.messages(
+                    run_id, after, first_seq, EARLIER_LOG_PAGE), (run_id, attempt))
+                if not rows:
+                    break
+                f.writelines(r["message"] + "\n" for r in rows)
+                after = rows[-1]["seq"]
+
+    async def _outcome(self, job: Job, settings: dict) -> Outcome:
+        try:
+            return await self._pipeline(job, settings)
+        except LeaseLost:
+            job.abort("lease lost")
+            return Outcome("canceled", None, "lease lost")
+        except Exception as exc:  # a bug of ours must not leave the run running forever
+            log.exception("run %s: internal error", job.id)
+            job.abort("internal error")
+            return Outcome("failed", "ko", f"internal error: {exc}")
+
+    async def _fail(self, job: Job | None, run_id: int, attempt: int, error: Exception) -> None:
+        """After an internal error: the run fails with it, if it is still this attempt's."""
+        if job is not None:
+            job.abort("internal error")
+            job.sink.give_up = True
+            try:
+                await job.sink.close()
+            except Exception:  # noqa: BLE001 - the run's end matters more than its last lines
+                log.exception("run %s: the log could not be closed", run_id)
+        try:
+            await self._retry("failing", lambda: self.queue.finish(run_id, attempt, "failed", "ko", None,
+                                                                   f"internal error: {error}"), (run_id, attempt))
+        except OpsError as exc:
+            log.warning("run %s attempt %s could not be failed (%s); its lease will run out", run_id, attempt, exc)
 
     async def _pipeline(self, job: Job, settings: dict) -> Outcome:
         try:
-            await self.queue.start(job.id, job.attempt)
+            await self._retry("starting", lambda: self.queue.start(job.id, job.attempt), (job.id, job.attempt))
         except LeaseLost:
             job.abort("lease lost")
             return Outcome("canceled", None, "lease lost")
@@ -159,8 +256,9 @@ class Runner:
             return  # someone else owns the run now; our writes would be refused anyway
         try:
             await self._store_artifacts(job)
-            await self.queue.finish(job.id, job.attempt, outcome.status, outcome.result, outcome.exit_code,
-                                    outcome.error)
+            await self._retry("finishing", lambda: self.queue.finish(
+                job.id, job.attempt, outcome.status, outcome.result, outcome.exit_code, outcome.error),
+                (job.id, job.attempt))
         except LeaseLost:
             log.info("run %s attempt %s: lease lost before finishing", job.id, job.attempt)
 
@@ -170,18 +268,23 @@ class Runner:
         await job.sink.late([w.message for w in withheld])
         stored.append(self.store.put(job.workdir / "log.txt", "log.txt"))
         for a in stored:
-            await self.events.record_artifact(job.id, job.attempt, a.name, a.sha256, a.size, a.content_type, a.uri)
+            await self._retry(f"recording artifact {a.name}", lambda a=a: self.events.record_artifact(
+                job.id, job.attempt, a.name, a.sha256, a.size, a.content_type, a.uri), (job.id, job.attempt))
 
     # wake-ups, heartbeats, the reaper, shutdown
 
     async def _listen(self) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.listen_conninfo, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(self.listen_conninfo, autocommit=True,
+                                                                 connect_timeout=10) as conn:
                     await conn.execute("listen ops_runs")
                     await conn.execute("listen ops_run_canceled")
-                    async for note in conn.notifies():
-                        self._notified(note.channel, note.payload)
+                    self.wake.set()  # what was queued while it was away
+                    while True:
+                        async for note in conn.notifies(timeout=LISTEN_CHECK_SECONDS):
+                            self._notified(note.channel, note.payload)
+                        await conn.execute("select")  # a silent connection may be a dead one
             except psycopg.Error as exc:
                 log.warning("listener lost its connection (%s); polling until it is back", exc)
                 await asyncio.sleep(self.settings.poll_seconds)
@@ -196,17 +299,39 @@ class Runner:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             try:
-                lost = await self.queue.heartbeat(self.worker_id, list(self.jobs), self.settings.lease_seconds)
-                for run_id in lost:
-                    if run_id in self.jobs:
-                        self.jobs[run_id].abort("canceled")
-                reaped = await self.queue.reap(self.settings.retry_base_seconds, self.settings.retry_cap_seconds)
-                for r in reaped:
-                    log.warning("run %s lost its worker: now %s", r["id"], r["status"])
-                if reaped:
-                    self.wake.set()
+                await self._beat()
             except OpsError as exc:
-                log.warning("heartbeat failed: %s", exc)
+                if not self._away:
+                    log.warning("heartbeat failed: %s", exc)
+                self._away = True
+
+    async def _beat(self) -> None:
+        """Renew the leases of the runs this runner executes, stop those it
+        lost, then reap dead workers' runs. After its own outage it reaps
+        nothing for a grace period: its peers may have been cut off as it
+        was (a network partition) and need a heartbeat to come back."""
+        try:
+            lost = await self.queue.heartbeat(self.worker_id, list(self.held), self.settings.lease_seconds)
+        except NotFound:  # forgotten after a long silence: its runs were reaped long ago
+            log.warning("worker %s was forgotten; registering again", self.worker_id)
+            await self._register()
+            return
+        if self._away:
+            log.info("heartbeat is back; reaping nothing for %s s", self.grace_seconds)
+            self._away, self._reap_after = False, time.monotonic() + self.grace_seconds
+        for run_id in lost:
+            self.held.pop(run_id, None)
+            if run_id in self.jobs:
+                self.jobs[run_id].abort("canceled")
+        if time.monotonic() < self._reap_after:
+            return
+        reaped = await self.queue.reap(self.settings.retry_base_seconds, self.settings.retry_cap_seconds,
+                                       self.grace_seconds,
+                                       max(FORGET_WORKERS_SECONDS, 10 * self.settings.lease_seconds))
+        for r in reaped:
+            log.warning("run %s lost its worker: now %s", r["id"], r["status"])
+        if reaped:
+            self.wake.set()
 
     async def _shutdown(self) -> None:
         """Claim nothing more; let running phases end within the grace period,
@@ -221,6 +346,9 @@ class Runner:
             await asyncio.wait(set(self._tasks), timeout=deadline - time.monotonic())
         for job in list(self.jobs.values()):
             job.abort("shutdown")
+        if self._tasks:  # handing back waits for the database a lease at most, then the lease runs out
+            await asyncio.wait(set(self._tasks), timeout=self.settings.lease_seconds)
+        self._give_up()
         if self._tasks:
             await asyncio.wait(set(self._tasks))
 
@@ -228,3 +356,9 @@ class Runner:
         """A second Ctrl-C: hand everything back at once."""
         for job in list(self.jobs.values()):
             job.abort("shutdown")
+        self._give_up()
+
+    def _give_up(self) -> None:
+        self.giving_up = True
+        for job in self.jobs.values():
+            job.sink.give_up = True
