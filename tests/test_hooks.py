@@ -12,6 +12,7 @@ import pytest
 
 from odooops.errors import InvalidInput, Unauthenticated
 from odooops.hooks.events import parse
+from odooops.hooks.repository import same_repository
 from odooops.hooks.verify import delivery_id, event_name, verify
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
@@ -191,3 +192,51 @@ def test_bad_bodies_are_invalid_input(body):
 def test_unknown_host():
     with pytest.raises(InvalidInput, match="unknown git host"):
         verify("bitbucket", {}, b"", "x")
+
+
+def project_url(name: str) -> str:
+    """The fixture's repository as a project might name it: in another form
+    than the one the payload's clone URL has."""
+    payload = json.loads((FIXTURES / name).read_bytes())
+    host = name.split("/")[0]
+    if host == "gitlab":
+        return payload["project"]["git_ssh_url"]
+    return payload["repository"]["ssh_url" if host == "github" else "html_url"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_fixture_names_its_repository(name):
+    got = parse(name.split("/")[0], EXPECTED[name][0], (FIXTURES / name).read_bytes())
+    assert same_repository(project_url(name), got.names), got.names
+    assert not same_repository("https://github.com/someone/else.git", got.names)
+
+
+SHOP = "https://git.example.com/acme/shop.git"
+
+
+@pytest.mark.parametrize("url", [SHOP, "http://git.example.com/acme/shop", "ssh://git@git.example.com:2222/acme/shop.git",
+                                 "git@git.example.com:acme/shop.git", "https://bot:tok@GIT.Example.com/Acme/Shop.git/",
+                                 "git://git.example.com/acme/shop", "https://git.example.com//acme/shop.git"])
+def test_one_repository_in_many_forms(url):
+    assert same_repository(SHOP, [url]) and same_repository(url, [SHOP])
+
+
+@pytest.mark.parametrize("url", ["https://git.example.com/acme/shop-fork.git", "https://git.example.com/acme/shop/sub",
+                                 "https://other.example.com/acme/shop.git", "git@git.example.com:evil/shop.git",
+                                 "/srv/git/acme/shop.git", "", "not a url"])
+def test_other_repositories(url):
+    assert not same_repository(SHOP, [url])
+
+
+def test_local_repositories_compare_by_resolved_path(tmp_path):
+    repo = tmp_path / "git" / "shop.git"
+    repo.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "git")
+    for same in (str(repo), f"{repo}/", f"file://{repo}", str(tmp_path / "link" / "shop.git"),
+                 str(tmp_path / "git" / ".." / "git" / "shop.git")):
+        assert same_repository(str(repo), [same]), same
+    work = tmp_path / "work"
+    assert same_repository(str(work), [f"{work}/.git"])
+    for other in (str(tmp_path / "git" / "shop"), str(tmp_path / "git" / "Shop.git"), "https://host/git/shop.git"):
+        assert not same_repository(str(repo), [other]), other
+    assert not same_repository("", [""])

@@ -13,16 +13,25 @@ import httpx
 import pytest
 
 from conftest import owner_conn
+from odooops.hooks.events import parse
 from odooops.hooks.verify import signed_headers
 from helpers import as_, envelope
-from test_hooks import DESCRIBED, EXPECTED, FIXTURES
+from test_hooks import DESCRIBED, EXPECTED, FIXTURES, SHOP, project_url
 
 SHA = "1" * 40
 
 
+def builds_from(api, token: str, url: str, project: str = "acme/shop") -> None:
+    """The project's repository is `url` from now on."""
+    changed = httpx.patch(f"{api}/api/v1/projects/{project}", json={"repo_url": url}, headers=as_(token))
+    assert changed.status_code == 200, changed.text
+
+
 @pytest.fixture
 def hook(api, tenants):
-    """acme/shop's webhook, created by its owner: (id, secret)."""
+    """acme/shop's webhook, created by its owner: (id, secret). The project
+    builds SHOP, the repository that `push` names."""
+    builds_from(api, tenants["alice"], SHOP)
     created = httpx.post(f"{api}/api/v1/projects/acme/shop/hook", headers=as_(tenants["alice"]))
     assert created.status_code == 201, created.text
     body = created.json()
@@ -51,7 +60,7 @@ def settled(api, token: str, count: int | None = None) -> list[dict]:
 
 def push(branch: str, after: str = SHA, before: str = "0" * 40) -> dict:
     return {"ref": f"refs/heads/{branch}", "before": before, "after": after,
-            "repository": {"clone_url": "https://git.example.com/acme/shop.git"}}
+            "repository": {"clone_url": SHOP}}
 
 
 def branches(api, token: str) -> dict[str, dict]:
@@ -60,9 +69,11 @@ def branches(api, token: str) -> dict[str, dict]:
 
 
 def test_every_fixture_through_the_endpoint(api, tenants, hook):
-    for name, (event, action, *_ ) in EXPECTED.items():
+    for n, (name, (event, action, *_ )) in enumerate(EXPECTED.items()):
+        builds_from(api, tenants["alice"], project_url(name))  # applied before the next one changes it
         response = deliver(api, hook, name.split("/")[0], event, (FIXTURES / name).read_bytes())
         assert response.status_code == 200 and response.json()["duplicate"] is False, (name, response.text)
+        settled(api, tenants["alice"], n + 1)
     rows = settled(api, tenants["alice"], len(EXPECTED))
     assert len(rows) == len(EXPECTED)
     by_action = {}
@@ -126,6 +137,7 @@ def test_push_new_known_and_deleted_branches(api, tenants, hook):
 def test_pull_requests_same_repo_and_fork(api, tenants, hook):
     alice = tenants["alice"]
     pr = json.loads((FIXTURES / "github/octokit__pull_request_opened.payload.json").read_text())
+    builds_from(api, alice, pr["repository"]["clone_url"])
     assert deliver(api, hook, "github", "pull_request", pr).status_code == 200
     fork = json.loads(json.dumps(pr))
     fork["number"] = fork["pull_request"]["number"] = 77
@@ -146,6 +158,7 @@ def test_pull_requests_same_repo_and_fork(api, tenants, hook):
 def test_a_push_tells_its_build_and_branch_card_the_commit(api, tenants, hook, name):
     alice = tenants["alice"]
     host, (event, *_) = name.split("/")[0], EXPECTED[name]
+    builds_from(api, alice, project_url(name))
     assert deliver(api, hook, host, event, (FIXTURES / name).read_bytes()).status_code == 200
     row = settled(api, alice, 1)[0]
     assert row["status"] == "done", row["outcome"]
@@ -159,6 +172,7 @@ def test_a_push_tells_its_build_and_branch_card_the_commit(api, tenants, hook, n
 
 def test_ping_and_duplicates(api, tenants, hook):
     ping = (FIXTURES / "github/octokit__ping_payload.json").read_bytes()
+    builds_from(api, tenants["alice"], "https://github.com/Octocoders/Hello-World")
     first = deliver(api, hook, "github", "ping", ping, delivery="same-id")
     assert first.status_code == 200 and first.json()["duplicate"] is False
     again = deliver(api, hook, "github", "ping", ping, delivery="same-id")
@@ -233,7 +247,7 @@ LAB = "https://git.example.com/evil/lab.git"
 def lab_push_builds(api, tenants) -> None:
     """Eve's evil/lab, another tenant, still gets its push built."""
     eve = as_(tenants["eve"])
-    assert httpx.patch(f"{api}/api/v1/projects/evil/lab", json={"repo_url": LAB}, headers=eve).status_code == 200
+    builds_from(api, tenants["eve"], LAB, "evil/lab")
     made = httpx.post(f"{api}/api/v1/projects/evil/lab/hook", headers=eve).json()
     body = {**push("lab-feature", after="6" * 40), "repository": {"clone_url": LAB}}
     assert deliver(api, (made["hook_id"], made["secret"]), "github", "push", body).status_code == 200
@@ -270,3 +284,43 @@ def test_poison_rows_in_the_ledger_at_startup_fail_and_others_apply(serve_api, t
     rows = settled(api, tenants["alice"], 2)
     assert [(r["status"], r["attempts"]) for r in rows] == [("failed", 1), ("failed", 1)]
     assert all("not JSON" in r["outcome"] for r in rows), rows
+
+
+@pytest.mark.parametrize("name", ["github/go-scm__push.json", "gitlab/go-scm__push.json", "gitea/go-scm__push.json",
+                                  "github/octokit__pull_request_opened.payload.json", "gitea/go-playground__delete-event.json",
+                                  "github/octokit__ping_payload.json"])
+def test_a_delivery_for_another_repository_does_nothing(api, tenants, hook, name):
+    """The hook's secret signs it, but it names a repository the project does not build."""
+    alice, host, (event, *_) = tenants["alice"], name.split("/")[0], EXPECTED[name]
+    before = branches(api, alice)
+    assert deliver(api, hook, host, event, (FIXTURES / name).read_bytes()).status_code == 200
+    row = settled(api, alice, 1)[0]
+    assert (row["status"], row["run_id"]) == ("ignored", None)
+    named = parse_names(name)
+    assert row["outcome"] == f"delivery is for repository {named}, this project builds {SHOP}"
+    assert branches(api, alice) == before
+    assert httpx.get(f"{api}/api/v1/projects/acme/shop/builds", headers=as_(alice)).json() == []
+
+
+def test_the_repository_is_compared_whatever_its_form_and_credentials_are_not_shown(api, tenants, hook):
+    alice = tenants["alice"]
+    builds_from(api, alice, "https://ci-bot:s3cr3t@GIT.example.com/acme/shop")
+    assert deliver(api, hook, "github", "push", push("feature-y")).status_code == 200
+    assert settled(api, alice, 1)[0]["status"] == "done"
+    other = {**push("feature-z", after="7" * 40), "repository": {"clone_url": "https://git.example.com/acme/other.git"}}
+    assert deliver(api, hook, "github", "push", other).status_code == 200
+    row = settled(api, alice, 2)[0]
+    assert row["status"] == "ignored" and "s3cr3t" not in row["outcome"] and "ci-bot" not in row["outcome"]
+    assert "feature-z" not in branches(api, alice)
+    nameless = {k: v for k, v in push("feature-w", after="8" * 40).items() if k != "repository"}
+    assert deliver(api, hook, "github", "push", nameless).status_code == 200
+    row = settled(api, alice, 3)[0]
+    assert row["status"] == "ignored" and "names no repository" in row["outcome"]
+    # an org-wide hook's ping names no repository and still says the hook works
+    assert deliver(api, hook, "github", "ping", {"zen": "Keep it logically awesome."}).status_code == 200
+    assert settled(api, alice, 4)[0]["outcome"] == "ping: the hook works"
+
+
+def parse_names(name: str) -> str:
+    """The repository a fixture's delivery is said to be for: its clone URL."""
+    return parse(name.split("/")[0], EXPECTED[name][0], (FIXTURES / name).read_bytes()).repository

@@ -15,6 +15,7 @@ from odooops.db import queries_beside
 from odooops.db.errors import translate
 from odooops.errors import Conflict, NotFound, OpsError
 from odooops.hooks.events import HookEvent, parse
+from odooops.hooks.repository import same_repository, shown
 from odooops.managers import Manager, lookup
 
 Q = queries_beside(__file__)
@@ -86,6 +87,10 @@ class Hooks(Manager):
 
     async def _apply(self, conn, delivery: dict) -> tuple[str, str, int | None]:
         event = parse(delivery["host"], delivery["event"], bytes(delivery["body"]))
+        project = await (await conn.execute(Q["project_repository"], {"project_id": delivery["project_id"]})).fetchone()
+        # an org-wide hook's ping names no repository: it only says the hook works
+        if (event.names or event.action != "ping") and not same_repository(project["repo_url"], event.names):
+            return "ignored", _elsewhere(event, project["repo_url"]), None
         if event.action == "ping":
             return "done", "ping: the hook works", None
         if event.action == "ignored":
@@ -109,6 +114,14 @@ def _failure(delivery_id: int, exc: Exception) -> tuple[str, bool]:
         return error.message, 400 <= error.status < 500 and not isinstance(error, Conflict)
     log.error("delivery %s could not be applied", delivery_id, exc_info=exc)
     return f"internal error while applying the delivery: {type(exc).__name__}: {exc}", True
+
+
+def _elsewhere(event: HookEvent, repo_url: str) -> str:
+    """Why a delivery for another repository did nothing: a hook shared by
+    several repositories, or a secret used for one it was not made for."""
+    named = event.repository or (event.names[0] if event.names else None)
+    builds = f"this project builds {shown(repo_url)}"
+    return f"delivery is for repository {shown(named)}, {builds}" if named else f"the delivery names no repository; {builds}"
 
 
 def _storable(text: str) -> str:

@@ -65,3 +65,9 @@ update ops.hook_deliveries
        next_attempt_at = now() + make_interval(secs => least(300, 2 ^ attempts))
  where id = %(id)s
 returning status, attempts;
+
+-- name: project_repository
+select repo_url from ops.projects where id = %(project_id)s;
+
+-- name: may_manage
+select ops.caller_is_service() or coalesce(ops.project_role(%(project_id)s) >= 'admin', false) as ok;
