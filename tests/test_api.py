@@ -163,6 +163,32 @@ def test_artifacts_list_and_download(api, tenants, settings, owner_db, tmp_path)
     envelope(httpx.get(f"{api}/api/v1/runs/{run_id}/artifacts/nope.txt", headers=alice), 404, "not_found")
 
 
+def test_artifact_downloads_are_never_sniffed_or_rendered(api, tenants, settings, owner_db, tmp_path):
+    """A phase writes what it likes: an HTML file must not run as this site's
+    page, and a log is shown as text, for the owner and the teammate alike."""
+    from odooops.runner.artifacts import ArtifactStore
+
+    alice, bob = as_(tenants["alice"]), as_(tenants["bob"])
+    run_id = httpx.post(f"{api}/api/v1/projects/acme/shop/branches/feature/builds", headers=alice).json()["build_id"]
+    store = ArtifactStore(settings.data_dir / "artifacts")
+    for name, text in (("page.html", "<script>alert(1)</script>"), ("log.txt", "hello\n")):
+        (tmp_path / name).write_text(text)
+        stored = store.put(tmp_path / name, name)
+        with owner_conn(owner_db) as conn:
+            conn.execute("insert into ops.artifacts (run_id, name, sha256, size, content_type, storage_uri) "
+                         "values (%s, %s, %s, %s, %s, %s)",
+                         (run_id, stored.name, stored.sha256, stored.size, stored.content_type, stored.uri))
+    for who in (alice, bob):
+        page = httpx.get(f"{api}/api/v1/runs/{run_id}/artifacts/page.html", headers=who)
+        assert page.status_code == 200 and page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["content-disposition"].startswith("attachment;")
+        assert "sandbox" in page.headers["content-security-policy"]
+        log = httpx.get(f"{api}/api/v1/runs/{run_id}/artifacts/log.txt", headers=who)
+        assert log.headers["x-content-type-options"] == "nosniff" and log.headers["content-type"].startswith("text/plain")
+        assert log.headers["content-disposition"].startswith("inline;")
+    envelope(httpx.get(f"{api}/api/v1/runs/{run_id}/artifacts/page.html", headers=as_(tenants["eve"])), 404, "not_found")
+
+
 def test_access_log_is_json_lines_without_secrets(settings, tenants):
     from conftest import APP_PASSWORD, _wait_healthy, free_port
 

@@ -227,10 +227,17 @@ def test_hook_management_by_owner_teammate_stranger(api, tenants, hook):
     assert shown["hook_id"] == hook[0] and "secret" not in shown
     envelope(httpx.post(f"{api}/api/v1/projects/acme/shop/hook", headers=bob), 403, "forbidden")
     envelope(httpx.post(f"{api}/api/v1/projects/acme/shop/hook", headers=eve), 404, "not_found")
-    envelope(httpx.get(f"{api}/api/v1/projects/acme/shop/hook", headers=bob), 404, "not_found")
-    envelope(httpx.get(f"{api}/api/v1/projects/acme/shop/deliveries", headers=eve), 404, "not_found")
+    # a member below admin is told no, as the schema says; a stranger learns nothing
+    assert "admin" in envelope(httpx.get(f"{api}/api/v1/projects/acme/shop/hook", headers=bob), 403, "forbidden")
+    envelope(httpx.get(f"{api}/api/v1/projects/acme/shop/hook", headers=eve), 404, "not_found")
     assert deliver(api, hook, "github", "push", push("feature")).status_code == 200
-    assert httpx.get(f"{api}/api/v1/projects/acme/shop/deliveries", headers=bob).json() == []
+    assert len(settled(api, tenants["alice"], 1)) == 1
+    envelope(httpx.get(f"{api}/api/v1/projects/acme/shop/deliveries", headers=bob), 403, "forbidden")
+    envelope(httpx.get(f"{api}/api/v1/projects/acme/shop/deliveries", headers=eve), 404, "not_found")
+    schema = httpx.get(f"{api}/api/v1/openapi.json").json()["paths"]
+    for path in ("/api/v1/projects/{org}/{project}/hook", "/api/v1/projects/{org}/{project}/deliveries"):
+        operation = schema[path]["get"]
+        assert {"403", "404"} <= set(operation["responses"]) and "admin" in operation["description"], path
     # rotating changes the secret: the old one stops working
     rotated = httpx.post(f"{api}/api/v1/projects/acme/shop/hook", headers=alice).json()
     assert rotated["hook_id"] == hook[0] and rotated["secret"] != hook[1]

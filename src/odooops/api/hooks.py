@@ -40,7 +40,8 @@ def described(request: Request, hook: dict, secret: str | None = None) -> dict:
 async def rotate_hook(org: str, project: str, request: Request, db: Db,
                       who: Writer) -> dict:
     """Create the project's webhook, or give it a new secret. The secret is
-    shown in this answer only; put it and the URL of your host in its settings."""
+    shown in this answer only; put it and the URL of your host in its settings
+    (project admins; other members get 403, strangers 404)."""
     hook = await Hooks(db, who).rotate(f"{org}/{project}")
     return described(request, hook, secret_of(request, hook))
 
@@ -48,13 +49,16 @@ async def rotate_hook(org: str, project: str, request: Request, db: Db,
 @router.get("/projects/{org}/{project}/hook")
 async def get_hook(org: str, project: str, request: Request, db: Db,
                    who: Reader) -> dict:
+    """The project's webhook: its URLs, never its secret (project admins;
+    other members get 403, strangers 404)."""
     return described(request, await Hooks(db, who).get(f"{org}/{project}"))
 
 
 @router.get("/projects/{org}/{project}/deliveries")
 async def list_deliveries(org: str, project: str, db: Db, who: Reader,
                           limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
-    """The latest deliveries and what came of each (project admins)."""
+    """The latest deliveries and what came of each (project admins; other
+    members get 403, strangers 404)."""
     return await Hooks(db, who).deliveries(f"{org}/{project}", limit)
 
 

@@ -26,6 +26,7 @@ router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
 
 SLUG = "^[a-z0-9][a-z0-9-]{0,62}$"
+ARTIFACT_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox"}
 # the database's integer and bigint: a number past them is bad input, not a query that fails
 INT4_MAX, INT8_MAX = 2**31 - 1, 2**63 - 1
 RunId = Annotated[int, Path(ge=1, le=INT8_MAX, description="A run's id.")]
@@ -249,7 +250,9 @@ async def list_artifacts(run_id: RunId, db: Db, who: Reader) -> list[dict]:
 @router.get("/runs/{run_id}/artifacts/{name:path}", response_class=FileResponse,
             responses={200: {"content": {"application/octet-stream": {}}}})
 async def download_artifact(run_id: RunId, name: str, request: Request, db: Db, who: Reader) -> Response:
-    """The file, streamed; its ETag is its sha256."""
+    """The file, streamed; its ETag is its sha256. Sent with `nosniff` and a
+    sandboxing Content-Security-Policy; plain text inline, anything else as
+    an attachment."""
     found = [a for a in await list_artifacts(run_id, db, who) if a["name"] == name]
     if not found:
         raise NotFound(f"run {run_id} has no artifact {name!r}")
@@ -260,8 +263,12 @@ async def download_artifact(run_id: RunId, name: str, request: Request, db: Db, 
     path = ArtifactStore(request.app.state.settings.data_dir / "artifacts").path_of(artifact["sha256"])
     if not path.is_file():
         raise NotFound(f"artifact {name!r} is recorded but its file is gone from this host's store")
+    # what a phase wrote is never this site's page: not sniffed, not run, and
+    # saved rather than shown unless it is plain text
+    inline = artifact["content_type"] == "text/plain"
     return FileResponse(path, media_type=artifact["content_type"], filename=name.rsplit("/", 1)[-1],
-                        headers={"ETag": etag})
+                        content_disposition_type="inline" if inline else "attachment",
+                        headers={"ETag": etag, **ARTIFACT_HEADERS})
 
 
 @router.post("/runs/{run_id}/cancel")

@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from odooops.db import queries_beside
 from odooops.db.errors import translate
-from odooops.errors import Conflict, NotFound, OpsError
+from odooops.errors import Conflict, Forbidden, NotFound, OpsError
 from odooops.hooks.events import HookEvent, parse
 from odooops.hooks.repository import same_repository, shown
 from odooops.managers import Manager, lookup
@@ -36,15 +36,15 @@ class Hooks(Manager):
 
     async def get(self, project_ref: str) -> dict:
         async with self.tx() as conn:
-            project = await lookup.project(conn, project_ref)
+            project = await _managed(conn, project_ref)
             hook = await (await conn.execute(Q["get"], {"project_id": project["id"]})).fetchone()
         if hook is None:
-            raise NotFound(f"project {project_ref} has no webhook yet (or you are not one of its admins)")
+            raise NotFound(f"project {project_ref} has no webhook yet: an admin creates it")
         return hook
 
     async def deliveries(self, project_ref: str, limit: int = 50) -> list[dict]:
         async with self.tx() as conn:
-            project = await lookup.project(conn, project_ref)
+            project = await _managed(conn, project_ref)
             return await (await conn.execute(Q["deliveries"], {"project_id": project["id"], "limit": limit})).fetchall()
 
     # The receiving side, as the control plane.
@@ -103,6 +103,16 @@ class Hooks(Manager):
         if event.action == "branch_deleted":
             return await _archive(conn, project_id, event.branch)
         return await _build(conn, project_id, delivery["host"], event)
+
+
+async def _managed(conn, project_ref: str) -> dict:
+    """The project, once the caller is known to be one of its admins: a clear
+    403 for its other members, where row-level security would only hide the
+    hook (an empty list, a 404); a stranger still gets 404 from the lookup."""
+    project = await lookup.project(conn, project_ref)
+    if not (await (await conn.execute(Q["may_manage"], {"project_id": project["id"]})).fetchone())["ok"]:
+        raise Forbidden("only the project's admins and owners see its webhook and deliveries")
+    return project
 
 
 def _failure(delivery_id: int, exc: Exception) -> tuple[str, bool]:
