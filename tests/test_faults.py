@@ -19,11 +19,13 @@ from psycopg.types.json import Jsonb
 
 from conftest import APP_PASSWORD, APP_ROLE, allow_path, create_database, drop_database, owner_conn, with_db
 from helpers import SERVICE, call, make_repo, recipe
-from odooops.db import embedded, migrate
-from odooops.errors import InvalidTransition
+from odooops.db import Database, embedded, migrate
+from odooops import runtime
+from odooops.errors import DatabaseUnavailable, InvalidTransition
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
+from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
 from odooops.settings import Secret, Settings
 
@@ -163,6 +165,13 @@ def check_log(settings: Settings, run_id: int) -> list[dict]:
     return log
 
 
+def log_artifact(settings: Settings, run_id: int) -> str:
+    with owner_conn(settings.database_url.reveal()) as conn:
+        sha = conn.execute("select sha256 from ops.artifacts where run_id = %s and name = 'log.txt'",
+                           (run_id,)).fetchone()["sha256"]
+    return (settings.data_dir / "artifacts" / sha[:2] / sha).read_text()
+
+
 def printing(settings: Settings, runners: list[subprocess.Popen]) -> subprocess.Popen | None:
     """A live runner whose build is printing its lines."""
     with owner_conn(settings.database_url.reveal()) as conn:
@@ -195,6 +204,10 @@ def test_runners_killed_mid_build(settings, tmp_path, runners):
         if row["status"] == "succeeded":
             done = [e["attempt"] for e in log if e["message"] == "end"]
             assert done == [row["attempt"]], "only the last attempt may finish"
+    retried = next(run_id for run_id, row in state.items() if row["attempt"] > 1 and row["status"] == "succeeded")
+    text = log_artifact(settings, retried)  # the whole log, every attempt's lines, as the console downloads it
+    assert "attempt 1 of run" in text and f"attempt {state[retried]['attempt']} of run" in text
+    assert "lost its worker; retrying in 0 s" in text
     # the folders of the killed processes' attempts are gone; the live runners' remain
     live = sum(p.poll() is None for p in runners)
     folders = [p for p in (settings.data_dir / "work").iterdir() if p.is_dir()]
@@ -278,3 +291,20 @@ def test_cancel_storm(settings, tmp_path, runners):
     after = trigger(settings, "main")  # the runner goes on claiming
     wait_until(lambda: printed(settings, after, "begin"), 30, "the runner to claim again")
     call(settings, lambda db: Runs(db, SERVICE).cancel(after))
+
+
+def test_pool_is_back_with_the_database(own_server, own_settings):
+    """A connection the restart closed is never handed out, and the pool
+    reconnects within a second or two of the database's return."""
+    async def main():
+        owner = own_settings.database_url.reveal()
+        async with Database(runtime.app_conninfo(own_settings, owner), connection_wait=2) as db:
+            queue = Queue(db, SERVICE)
+            await asyncio.gather(*(queue.queue() for _ in range(4)))  # a few idle connections
+            embedded.stop(own_server[0])
+            with pytest.raises(DatabaseUnavailable):
+                await queue.queue()
+            await asyncio.sleep(2)  # the pool's tries to reconnect fail meanwhile
+            restart(own_server[0])
+            assert await queue.queue() == []  # the first query after the return works
+    asyncio.run(asyncio.wait_for(main(), 20))

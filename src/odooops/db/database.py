@@ -75,7 +75,7 @@ class Actor:
 
 
 class Database:
-    def __init__(self, conninfo: str, *, max_size: int = 10):
+    def __init__(self, conninfo: str, *, max_size: int = 10, connection_wait: float = CONNECTION_WAIT):
         self._pool = _Pool(
             conninfo,
             min_size=1,
@@ -84,7 +84,7 @@ class Database:
             open=False,
             name="odooops",
             check=self._check,
-            timeout=CONNECTION_WAIT,
+            timeout=connection_wait,
         )
 
     async def _check(self, conn: psycopg.AsyncConnection) -> None:
