@@ -18,7 +18,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from conftest import APP_PASSWORD, APP_ROLE, allow_path, create_database, drop_database, owner_conn, with_db
-from helpers import SERVICE, call, make_repo, recipe
+from helpers import SERVICE, call, make_repo, recipe, wait_until
 from odooops.db import Database, embedded, migrate
 from odooops import runtime
 from odooops.errors import DatabaseUnavailable, InvalidTransition
@@ -132,16 +132,6 @@ def events(settings: Settings, run_id: int) -> list[dict]:
 def runs(settings: Settings, ids: list[int]) -> dict[int, dict]:
     with owner_conn(settings.database_url.reveal()) as conn:
         return {r["id"]: r for r in conn.execute("select * from ops.runs where id = any(%s)", (ids,))}
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_final(settings: Settings, ids: list[int], timeout: float = 60) -> dict[int, dict]:

@@ -5,14 +5,13 @@ runner builds it, the API lists the build and its log streams over SSE."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 
 import httpx
 
-from conftest import APP_PASSWORD, allow_path, repo_roots
+from conftest import allow_path, process_env
 from helpers import as_, call, commit, git, make_repo, recipe, sse
 
 
@@ -33,10 +32,7 @@ def test_git_push_builds_and_streams(api, tenants, settings, tmp_path):
                       f"--secret-file {tmp_path / 'hook.secret'} --repository {origin}\n")
     script.chmod(0o755)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
-    env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_REPO_ROOTS": repo_roots(settings),
-                "ODOOOPS_POLL_SECONDS": "0.5"})
+    env = process_env(settings, ODOOOPS_POLL_SECONDS="0.5")
     runner = subprocess.Popen([sys.executable, "-m", "odooops", "runner"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from conftest import APP_PASSWORD, allow_path, owner_conn, repo_roots
+from conftest import allow_path, owner_conn
 from helpers import SERVICE, as_, call, envelope, git, make_repo, recipe
 from odooops import repos
 from odooops.errors import InvalidInput
@@ -179,19 +177,6 @@ def test_repository_credentials_are_masked_wherever_shown(api, tenants, console)
 
 # the runner checks again, and its git reads nothing of the host's
 
-@pytest.fixture
-def runner_proc(settings):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
-    env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_REPO_ROOTS": repo_roots(settings),
-                "ODOOOPS_POLL_SECONDS": "0.2"})
-    proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield proc
-    proc.kill()
-    proc.wait()
-
-
 def finished(settings, run_id: int) -> tuple[dict, list[str]]:
     deadline = time.monotonic() + 60
     with owner_conn(settings.database_url.reveal()) as conn:
@@ -209,7 +194,7 @@ def build(settings, project: str, commit: str) -> int:
     return call(settings, lambda db: Runs(db, SERVICE).trigger_build(project, "main", commit))["id"]
 
 
-def test_a_row_written_before_the_fix_fails_at_checkout_unread(settings, tenants, victim, runner_proc):
+def test_a_row_written_before_the_fix_fails_at_checkout_unread(settings, tenants, victim, runner):
     head = git(victim, "rev-parse", "HEAD")
     with owner_conn(settings.database_url.reveal()) as conn:  # as a row from before the check
         conn.execute("update ops.projects set repo_url = %s where slug = 'lab'", (str(victim),))
@@ -227,7 +212,7 @@ def test_a_row_written_before_the_fix_fails_at_checkout_unread(settings, tenants
     assert [m for m in mirrors if m.endswith(".git")] and all(m.startswith("p-") for m in mirrors)  # its own
 
 
-def test_a_submodule_on_another_tenants_path_is_not_checked_out(settings, tenants, victim, evil_root, runner_proc):
+def test_a_submodule_on_another_tenants_path_is_not_checked_out(settings, tenants, victim, evil_root, runner):
     trojan = make_repo(evil_root / "trojan", {".odooops.toml": recipe({"name": "look", "command": "cat sub/SECRET.txt"})})
     git(trojan, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(victim), "sub")
     git(trojan, "-c", "user.name=t", "-c", "user.email=t@t.test", "commit", "-q", "-m", "a submodule")

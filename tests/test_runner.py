@@ -21,7 +21,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from conftest import APP_PASSWORD, allow_path, owner_conn, repo_roots
-from helpers import SERVICE, call, commit, git, make_repo, recipe
+from helpers import SERVICE, call, commit, git, make_repo, recipe, wait_until
 from odooops import runtime
 from odooops.errors import InvalidInput, LeaseLost
 from odooops.managers.branches import Branches
@@ -95,16 +95,6 @@ def messages(settings, run_id: int) -> list[str]:
     with owner_conn(settings.database_url.reveal()) as conn:
         return [r["message"] for r in conn.execute("select message from ops.run_events where run_id = %s order by seq",
                                                     (run_id,))]
-
-
-def wait_until(predicate, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_status(settings, run_id: int, statuses: set[str], timeout: float = 60) -> dict:
