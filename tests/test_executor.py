@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from helpers import wait_until
 from odooops.runner.executor import Command, LocalExecutor
 
 SANDBOXES = [False, pytest.param(True, marks=pytest.mark.skipif(not shutil.which("bwrap"), reason="no bwrap"))]
@@ -116,6 +117,8 @@ def test_kill_ends_the_whole_tree_at_once(tmp_path, marker, sandbox):
             ["/bin/sh", "-c", f"setsid sleep {marker} & sleep {marker} & echo started; wait"], tmp_path),
             lambda _, got: started.set())
         await asyncio.wait_for(started.wait(), 20)
+        # `setsid` may not have become `sleep` yet when the shell says so
+        wait_until(lambda: len([p for p in survivors(marker) if p.name() == "sleep"]) >= 2, 10, "both sleeps")
         sleeping = [" ".join(p.cmdline()) for p in survivors(marker)]
         process.kill()
         await asyncio.wait_for(process.wait(), 5)

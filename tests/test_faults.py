@@ -6,7 +6,6 @@ and, where it stops PostgreSQL, its own server (never the session's)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import APP_PASSWORD, APP_ROLE, allow_path, create_database, drop_database, owner_conn, with_db
+from conftest import APP_PASSWORD, APP_ROLE, allow_path, create_database, drop_database, owner_conn, process_env, with_db
 from helpers import SERVICE, call, make_repo, recipe, wait_until
 from odooops.db import Database, embedded, migrate
 from odooops import runtime
@@ -78,10 +77,7 @@ def outage(data_dir: Path, seconds: float) -> None:
 # runners, projects and what they wrote
 
 def start_runners(settings: Settings, started: list, concurrency: int = 2, **env: str) -> subprocess.Popen:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
-    full.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                 "ODOOOPS_APP_PASSWORD": APP_PASSWORD,
-                 "ODOOOPS_REPO_ROOTS": os.pathsep.join(str(p) for p in settings.repo_roots), **FAST, **env})
+    full = process_env(settings, **FAST, **env)
     log = (settings.data_dir.parent / f"runner-{len(started)}.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner", "--concurrency", str(concurrency)],
                             env=full, stdout=log, stderr=subprocess.STDOUT)
