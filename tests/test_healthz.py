@@ -5,6 +5,7 @@ processor whose task died."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from conftest import _wait_healthy, free_port
+from helpers import wait_until
 from odooops.api.app import create_app
 from odooops.db import embedded
 
@@ -45,7 +47,15 @@ def test_a_dead_webhook_processor_is_reported(settings):
 def test_a_stuck_webhook_processor_is_reported(settings):
     with TestClient(create_app(settings)) as client:
         processor = client.app.state.hook_processor
-        processor.busy_since = time.monotonic() - processor.stuck_after - 1  # a round that never ends
+
+        async def never() -> None:
+            await asyncio.Event().wait()
+        # a round that never ends (setting busy_since by hand races the rounds under way)
+        processor.hooks.process_next = never
+        processor.stuck_after = 0.5
+        client.portal.call(processor.wake)
+        wait_until(lambda: processor.busy_since is not None
+                   and time.monotonic() - processor.busy_since > processor.stuck_after, 15, "a stuck round")
         answer = client.get("/healthz")
     assert answer.status_code == 503
     assert "stuck" in answer.json()["checks"]["webhook deliveries"]
