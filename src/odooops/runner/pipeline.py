@@ -138,6 +138,8 @@ class BuildPipeline:
         sink = self.job.sink
         process = await self.executor.start(command, sink.lines)
         self.job.current = process
+        if self.job.abort_reason:  # an abort that came while the process was starting
+            process.kill()
         try:
             if timeout is None:
                 return await process.wait()

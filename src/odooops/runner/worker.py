@@ -350,7 +350,9 @@ class Runner:
             await asyncio.wait(set(self._tasks), timeout=self.settings.lease_seconds)
         self._give_up()
         if self._tasks:
-            await asyncio.wait(set(self._tasks))
+            _, stuck = await asyncio.wait(set(self._tasks), timeout=self.settings.lease_seconds)
+            if stuck:
+                log.warning("stopping: %s run(s) did not end; their leases will run out", len(stuck))
 
     def stop_now(self) -> None:
         """A second Ctrl-C: hand everything back at once."""
