@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -14,9 +16,6 @@ from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
-
-import socket
-import subprocess
 
 import httpx
 import psycopg

@@ -96,7 +96,7 @@ async def setup(db) -> dict:
     project = await Projects(db, SERVICE).create(PROJECT, "https://git.example.com/bench/shop.git")
     for name in BRANCHES[1:]:
         await Branches(db, SERVICE).add(PROJECT, name)
-    branches = {b["name"]: b["id"] for b in await Branches(db, SERVICE).list(PROJECT)}
+    branches = {b["name"]: b["id"] for b in await Branches(db, SERVICE).list_all(PROJECT)}
     return {"project_id": project["id"], "branches": [branches[n] for n in BRANCHES],
             "api": (await Tokens(db, SERVICE).create("alice@bench.test", "bench", ["read"]))[1],
             "ingest": (await IngestTokens(db, SERVICE).create(PROJECT, "bench"))[1], "user_id": user["id"]}

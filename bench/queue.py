@@ -27,7 +27,17 @@ from pathlib import Path  # noqa: E402
 
 import psycopg  # noqa: E402
 from _common import (  # noqa: E402
-    Probe, as_url, create_database, embedded_postgres, emit, execute, info, median, percentile, seconds)
+    Probe,
+    as_url,
+    create_database,
+    embedded_postgres,
+    emit,
+    execute,
+    info,
+    median,
+    percentile,
+    seconds,
+)
 
 from odooops import runtime  # noqa: E402
 from odooops.db import Actor  # noqa: E402

@@ -34,10 +34,9 @@ from pathlib import Path
 
 import greenlet
 import pytest
+from helpers import PASSWORD
 from playwright._impl import _sync_base
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-
-from helpers import PASSWORD
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 800}

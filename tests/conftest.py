@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from helpers import PASSWORD, SERVICE, call, make_repo, recipe
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from helpers import PASSWORD, SERVICE, call, make_repo, recipe
 from odooops import runtime
 from odooops.db import Actor, embedded, migrate
 from odooops.managers.branches import Branches

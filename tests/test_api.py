@@ -10,7 +10,6 @@ import sys
 
 import httpx
 import pytest
-
 from conftest import owner_conn
 from helpers import as_, envelope, sse
 

@@ -5,7 +5,6 @@ the owner, a teammate and a stranger."""
 from __future__ import annotations
 
 import httpx
-
 from conftest import owner_conn
 from helpers import as_, envelope
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from conftest import owner_conn
 from helpers import SERVICE, call
+
 from odooops.managers.orgs import Orgs
 from odooops.managers.tokens import Tokens
 from odooops.managers.users import Users

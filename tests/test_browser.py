@@ -13,11 +13,10 @@ import time
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
-
 from browser import accessible, fits_a_phone, sign_in
 from conftest import PASSWORD, allow_path, free_port, process_env
 from helpers import call, make_repo, recipe
+from playwright.sync_api import Page, expect
 
 TIMEOUT = 60_000  # ms: a build on a busy 2-core machine
 

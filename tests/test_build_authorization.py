@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from psycopg import errors
-
 from conftest import acting, owner_conn
-from odooops.db import Actor
+from psycopg import errors
 from world import seed
+
+from odooops.db import Actor
 
 SHA = "1" * 40
 FORK = "select status from ops.request_build(%(dev)s, %(sha)s, 'pull_request', 'refs/pull/7/head', 7)"

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-
 from conftest import acting, owner_conn
 from helpers import SERVICE, call
+from test_queue import SHAS, claim, enqueue, runs, settings_of, world  # noqa: F401  (world is a fixture)
+
 from odooops.db import Actor
 from odooops.errors import LeaseLost
 from odooops.managers.branches import Branches
 from odooops.managers.queue import Queue
-from test_queue import SHAS, claim, enqueue, runs, settings_of, world  # noqa: F401  (world is a fixture)
 
 
 def test_the_attempt_holding_the_run_records_its_commit(app_db, owner_db, settings, world):
@@ -79,7 +79,7 @@ def test_branches_list_the_last_build_commit(app_db, owner_db, settings, world):
 
     async def work(db):
         await Queue(db, SERVICE).record_commit(held["id"], held["attempt"], "Sell more", "Ada")
-        return await Branches(db, Actor.user(world.alice)).list("acme/shop")
+        return await Branches(db, Actor.user(world.alice)).list_all("acme/shop")
 
     listed = {b["name"]: b for b in call(settings, work)}
     assert (listed["dev"]["last_build_commit"], listed["dev"]["last_build_commit_message"],

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import httpx
-
 from conftest import PASSWORD
-from odooops.console.first_run import setup_path
+
 from odooops import runtime
+from odooops.console.first_run import setup_path
 
 
 def test_pages_need_a_session_and_send_back_after_sign_in(api, people):
@@ -83,6 +83,7 @@ def test_unknown_address_is_a_page_and_the_api_stays_json(console, api):
 
 def test_first_run_setup_makes_the_owner_and_signs_in(api, settings):
     from helpers import SERVICE, call
+
     from odooops.managers.orgs import Orgs
 
     call(settings, lambda db: Orgs(db, SERVICE).create("demo"))  # as `up --demo` makes it: no members
@@ -108,6 +109,7 @@ def test_first_run_setup_makes_the_owner_and_signs_in(api, settings):
 
 def test_projects_page_finds_by_name_and_pages(console, settings, tmp_path):
     from helpers import SERVICE, call
+
     from odooops.managers.projects import Projects
 
     async def many(db):

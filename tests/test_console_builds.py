@@ -8,11 +8,11 @@ import re
 
 import httpx
 import psycopg
+from conftest import PASSWORD
+from helpers import SERVICE, as_, call
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from conftest import PASSWORD
-from helpers import SERVICE, as_, call
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
 from odooops.managers.queue import Queue

@@ -10,7 +10,6 @@ import re
 import time
 
 import httpx
-
 from conftest import owner_conn
 from helpers import as_, envelope
 

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-
 from conftest import owner_conn
 from helpers import as_, sse
+
 from odooops.console import ansi
 from odooops.console.logs import text_line
 

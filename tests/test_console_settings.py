@@ -11,13 +11,12 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-
 import httpx
-from playwright.sync_api import expect
-
 from browser import accessible, fits_a_phone, sign_in
 from conftest import owner_conn
 from helpers import SERVICE, as_, call
+from playwright.sync_api import expect
+
 from odooops.hooks.verify import signed_headers
 from odooops.managers.queue import Queue
 

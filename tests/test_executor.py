@@ -4,7 +4,6 @@ exits, and nothing it started, in its process group or out of it, outlives it.""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import sys
@@ -14,8 +13,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from helpers import wait_until
+
 from odooops.runner.executor import Command, LocalExecutor
 
 SANDBOXES = [False, pytest.param(True, marks=pytest.mark.skipif(not shutil.which("bwrap"), reason="no bwrap"))]

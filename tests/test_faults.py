@@ -14,12 +14,21 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import (
+    APP_PASSWORD,
+    APP_ROLE,
+    allow_path,
+    create_database,
+    drop_database,
+    owner_conn,
+    process_env,
+    with_db,
+)
+from helpers import SERVICE, call, make_repo, recipe, wait_until
 from psycopg.types.json import Jsonb
 
-from conftest import APP_PASSWORD, APP_ROLE, allow_path, create_database, drop_database, owner_conn, process_env, with_db
-from helpers import SERVICE, call, make_repo, recipe, wait_until
-from odooops.db import Database, embedded, migrate
 from odooops import runtime
+from odooops.db import Database, embedded, migrate
 from odooops.errors import DatabaseUnavailable, InvalidTransition
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from psycopg import errors
-
 from conftest import acting, owner_conn
-from odooops.db import Actor
+from psycopg import errors
 from world import seed
+
+from odooops.db import Actor
 
 ANON: dict[str, str] = {}
 

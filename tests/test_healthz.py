@@ -21,6 +21,7 @@ with warnings.catch_warnings():
 
 from conftest import _wait_healthy, free_port
 from helpers import wait_until
+
 from odooops.api.app import create_app
 from odooops.db import embedded
 

@@ -12,6 +12,7 @@ import time
 
 from conftest import owner_conn
 from helpers import SERVICE, call
+
 from odooops.hooks.processor import HookProcessor
 from odooops.managers import hooks as hooks_manager
 from odooops.managers.hooks import Hooks

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from conftest import owner_conn
 from helpers import as_
 

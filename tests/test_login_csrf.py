@@ -7,8 +7,8 @@ curl), sign in."""
 from __future__ import annotations
 
 import httpx
-
 from helpers import PASSWORD
+
 from odooops import runtime
 from odooops.console.first_run import setup_token
 from odooops.managers.sessions import COOKIE

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-
 from conftest import acting, owner_conn
 from helpers import SERVICE, as_, call
+
 from odooops.db import Actor
 from odooops.managers.branches import Branches
 from odooops.managers.ingest_tokens import IngestTokens
@@ -26,8 +26,8 @@ def world(settings, tenants):
     async def work(db):
         w = {"acme": (await Projects(db, SERVICE).get("acme/shop"))["id"],
              "evil": (await Projects(db, SERVICE).get("evil/lab"))["id"],
-             "feature": next(b["id"] for b in await Branches(db, SERVICE).list("acme/shop") if b["name"] == "feature"),
-             "evil_main": (await Branches(db, SERVICE).list("evil/lab"))[0]["id"],
+             "feature": next(b["id"] for b in await Branches(db, SERVICE).list_all("acme/shop") if b["name"] == "feature"),
+             "evil_main": (await Branches(db, SERVICE).list_all("evil/lab"))[0]["id"],
              "acme_ingest": (await IngestTokens(db, SERVICE).create("acme/shop", "agent"))[1],
              "evil_ingest": (await IngestTokens(db, SERVICE).create("evil/lab", "agent"))[1]}
         return {**tenants, **{k: str(v) for k, v in w.items()}}

@@ -7,8 +7,8 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import APP_PASSWORD, owner_conn
+
 from odooops.db import migrate
 from odooops.errors import MigrationError
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from psycopg import errors
-from psycopg.types.json import Jsonb
-
 from conftest import acting, create_database, owner_conn, with_db
 from helpers import SERVICE, call
+from psycopg import errors
+from psycopg.types.json import Jsonb
+from world import seed
+
 from odooops import runtime
 from odooops.db import Actor, migrate
 from odooops.errors import SecretUnreadable
@@ -20,7 +21,6 @@ from odooops.managers.project_secrets import ProjectSecrets
 from odooops.managers.projects import Projects
 from odooops.sealing import SecretBox
 from odooops.settings import Secret
-from world import seed
 
 VALUE = "hunter2-very-secret"
 

@@ -10,7 +10,6 @@ import sys
 import time
 
 import httpx
-
 from conftest import allow_path, process_env
 from helpers import as_, call, commit, git, make_repo, recipe, sse
 

@@ -9,14 +9,15 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from psycopg.types.json import Jsonb
-
 from conftest import acting, owner_conn
 from helpers import SERVICE, call
+from psycopg.types.json import Jsonb
+from world import seed
+
 from odooops.db import Actor
 from odooops.errors import Forbidden, InvalidTransition, LeaseLost, NotFound
 from odooops.managers.queue import Queue
-from world import seed
+
 
 def NOW():
     return datetime.now(timezone.utc)

@@ -7,7 +7,6 @@ import json
 import stat
 
 import httpx
-
 from helpers import as_
 
 NOWHERE = {"ODOOOPS_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}

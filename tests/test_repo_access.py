@@ -11,9 +11,9 @@ import time
 
 import httpx
 import pytest
-
 from conftest import allow_path, owner_conn
 from helpers import SERVICE, as_, call, envelope, git, make_repo, recipe
+
 from odooops import repos
 from odooops.errors import InvalidInput
 from odooops.managers.projects import Projects

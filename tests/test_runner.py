@@ -18,10 +18,10 @@ import urllib.parse
 
 import psutil
 import pytest
-from psycopg.types.json import Jsonb
-
 from conftest import APP_PASSWORD, allow_path, owner_conn, repo_roots
 from helpers import SERVICE, call, commit, git, make_repo, recipe, wait_until
+from psycopg.types.json import Jsonb
+
 from odooops import runtime
 from odooops.errors import InvalidInput, LeaseLost
 from odooops.managers.branches import Branches
@@ -29,9 +29,9 @@ from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
+from odooops.runner import recipe as recipes
 from odooops.runner.executor import Limits, LocalExecutor
 from odooops.runner.pipeline import BuildPipeline, Job
-from odooops.runner import recipe as recipes
 
 FAST = {"ODOOOPS_POLL_SECONDS": "0.2", "ODOOOPS_HEARTBEAT_SECONDS": "0.3", "ODOOOPS_LEASE_SECONDS": "2",
         "ODOOOPS_RETRY_BASE_SECONDS": "0", "ODOOOPS_SHUTDOWN_GRACE_SECONDS": "1"}
@@ -136,7 +136,7 @@ def test_build_records_its_commit_message_and_author(settings, project, runners,
     row = wait_status(settings, trigger(settings), {"succeeded", "failed"})
     assert row["status"] == "succeeded", messages(settings, row["id"])
     assert (row["commit_message"], row["commit_author"]) == ("Teach the shop to sell", "Ada Lovelace")
-    card = call(settings, lambda db: Branches(db, SERVICE).list("acme/app"))[0]
+    card = call(settings, lambda db: Branches(db, SERVICE).list_all("acme/app"))[0]
     assert (card["last_build_commit_message"], card["last_build_commit_author"]) == \
         ("Teach the shop to sell", "Ada Lovelace")
 

@@ -53,7 +53,6 @@ def test_app_role_without_a_role_set_can_read_nothing(app_db):
 def test_one_production_branch_per_project(owner_db):
     import psycopg
     import pytest
-
     from world import seed
 
     world = seed(owner_db)
@@ -70,7 +69,6 @@ def test_one_production_branch_per_project(owner_db):
 def test_a_run_cannot_name_a_branch_of_another_project(owner_db):
     import psycopg
     import pytest
-
     from world import SHA, seed
 
     world = seed(owner_db)
@@ -82,10 +80,10 @@ def test_a_run_cannot_name_a_branch_of_another_project(owner_db):
 def test_run_events_are_append_only_for_the_control_plane(app_db, owner_db):
     import psycopg
     import pytest
-
     from conftest import acting
-    from odooops.db import Actor
     from world import seed
+
+    from odooops.db import Actor
 
     world = seed(owner_db)
     with acting(app_db, Actor.service()) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):

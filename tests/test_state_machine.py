@@ -6,7 +6,6 @@ import itertools
 
 import psycopg
 import pytest
-
 from conftest import owner_conn
 from world import SHA, seed
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from psycopg import errors
-
 from conftest import acting, owner_conn
-from odooops.db import Actor
+from psycopg import errors
 from world import SHA, seed
+
+from odooops.db import Actor
 
 # For every tenant table: which of its rows belong to Acme.
 ACME_ROWS = {

@@ -11,12 +11,12 @@ import uuid
 
 import httpx
 import pytest
-
 from conftest import owner_conn
-from odooops.hooks.events import parse
-from odooops.hooks.verify import signed_headers
 from helpers import as_, envelope
 from test_hooks import DESCRIBED, EXPECTED, FIXTURES, SHOP, project_url
+
+from odooops.hooks.events import parse
+from odooops.hooks.verify import signed_headers
 
 SHA = "1" * 40
 

@@ -3,32 +3,21 @@ personal API tokens."""
 
 from __future__ import annotations
 
-from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from odooops.api.deps import ERRORS, FORM_TYPES, Db, Reader, Writer, session_actor
-from odooops.api.origin import same_site
 from odooops.db import Actor
 from odooops.errors import InvalidInput, Unauthenticated
 from odooops.managers.sessions import COOKIE, LIFETIME_SECONDS, Sessions, csrf_token
 from odooops.managers.tokens import Tokens
 from odooops.managers.users import Users
+from odooops.models import LoginIn, TokenIn
+from odooops.web import client_address, same_site, secure_cookie
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-
-
-class LoginIn(BaseModel):
-    email: str = Field(min_length=3, max_length=320)
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class TokenIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    scopes: list[Literal["read", "write"]] = Field(["read"], min_length=1, description="`write` implies `read`.")
-    expires_in_days: int | None = Field(None, ge=1, le=3650, description="Default: never.")
 
 
 _LOGIN_SCHEMA = LoginIn.model_json_schema()
@@ -55,17 +44,6 @@ async def _credentials(request: Request) -> LoginIn:
         first = exc.errors()[0]  # its message only: the input may be a password
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidInput(f"{where}: {first['msg']}" if where else first["msg"]) from None
-
-
-def client_address(request: Request) -> str:
-    # behind a proxy listed in ODOOOPS_FORWARDED_ALLOW_IPS, uvicorn has already
-    # put the forwarded client address here
-    return request.client.host if request.client else "unknown"
-
-
-def secure_cookie(request: Request) -> bool:
-    mode = request.app.state.settings.secure_cookies
-    return mode == "always" or (mode == "auto" and request.url.scheme == "https")
 
 
 def _private(response: Response) -> None:
@@ -129,7 +107,7 @@ def _shown(row: dict) -> dict:
 @router.get("/tokens", tags=["tokens"])
 async def list_tokens(db: Db, who: Reader) -> list[dict]:
     """The caller's personal API tokens, revoked ones included."""
-    return [_shown(r) for r in await Tokens(db, who).list(who.user_id)]
+    return [_shown(r) for r in await Tokens(db, who).list_all(who.user_id)]
 
 
 @router.post("/tokens", status_code=201, tags=["tokens"])

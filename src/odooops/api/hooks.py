@@ -14,26 +14,13 @@ from odooops.api.deps import ERRORS, Db, Reader, Writer, read_body
 from odooops.db import Actor
 from odooops.errors import InvalidInput, NotFound
 from odooops.hooks.events import load
-from odooops.hooks.verify import delivery_id, event_name, hook_secret, verify
+from odooops.hooks.verify import delivery_id, event_name, verify
 from odooops.managers.hooks import Hooks
+from odooops.web import described, secret_of
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 Host = Literal["github", "gitlab", "gitea"]
 MAX_BODY = 25 * 1024 * 1024  # GitHub's own cap on a payload
-
-
-def secret_of(request: Request, hook: dict) -> str:
-    """The hook's secret: derived from the server's key and the hook's salt, never stored."""
-    return hook_secret(request.app.state.secret_key.reveal(), hook["id"], hook["salt"])
-
-
-def described(request: Request, hook: dict, secret: str | None = None) -> dict:
-    """The hook as its admins see it: the URL each git host posts to (this
-    server's address as the request reached it) and, once, its secret."""
-    urls = {host: str(request.url_for("receive_delivery", host=host, hook_id=hook["id"]))
-            for host in ("github", "gitlab", "gitea")}
-    shown = {"hook_id": hook["id"], "created_at": hook["created_at"], "rotated_at": hook["rotated_at"], "urls": urls}
-    return shown if secret is None else {**shown, "secret": secret}
 
 
 @router.post("/projects/{org}/{project}/hook", status_code=201)

@@ -7,7 +7,6 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import BaseModel, Field
 
 from odooops import samples
 from odooops.api.deps import ERRORS, Db, Reader, Writer, read_body
@@ -15,12 +14,9 @@ from odooops.db import Actor
 from odooops.errors import Unauthenticated
 from odooops.managers.ingest_tokens import IngestTokens
 from odooops.managers.metrics import Metrics
+from odooops.models import IngestTokenIn
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-
-
-class IngestTokenIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
 
 
 @router.post("/projects/{org}/{project}/ingest-tokens", status_code=201)
@@ -32,7 +28,7 @@ async def create_ingest_token(org: str, project: str, body: IngestTokenIn, db: D
 
 @router.get("/projects/{org}/{project}/ingest-tokens")
 async def list_ingest_tokens(org: str, project: str, db: Db, who: Reader) -> list[dict]:
-    return await IngestTokens(db, who).list(f"{org}/{project}")
+    return await IngestTokens(db, who).list_all(f"{org}/{project}")
 
 
 @router.delete("/projects/{org}/{project}/ingest-tokens/{token_id}")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
 
 from odooops.api.deps import ERRORS, Db, Reader, Writer
 from odooops.api.follow import FINAL, follow
@@ -20,66 +19,26 @@ from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects, masked
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
+from odooops.models import (
+    INT4_MAX,
+    INT8_MAX,
+    BranchIn,
+    BuildRequest,
+    MemberIn,
+    OrgIn,
+    ProjectIn,
+    ProjectUpdate,
+    RoleIn,
+    RunId,
+    RunStatus,
+    Seq,
+    StageIn,
+)
 from odooops.runner.artifacts import ArtifactStore
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
-
-SLUG = "^[a-z0-9][a-z0-9-]{0,62}$"
 ARTIFACT_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox"}
-# the database's integer and bigint: a number past them is bad input, not a query that fails
-INT4_MAX, INT8_MAX = 2**31 - 1, 2**63 - 1
-RunId = Annotated[int, Path(ge=1, le=INT8_MAX, description="A run's id.")]
-Seq = Annotated[int, Query(ge=0, le=INT4_MAX, description="A log line's seq: the lines after it.")]
-
-
-class OrgIn(BaseModel):
-    slug: str = Field(pattern=SLUG)
-    name: str | None = Field(None, min_length=1, max_length=200)
-
-
-class ProjectIn(BaseModel):
-    org: str = Field(pattern=SLUG)
-    slug: str = Field(pattern=SLUG)
-    repo_url: str = Field(min_length=1, max_length=2000)
-    name: str | None = Field(None, min_length=1, max_length=200)
-    default_branch: str = Field("main", min_length=1, max_length=255)
-    odoo_version: str = Field("17.0", pattern=r"^[0-9]{1,2}\.[0-9]$")
-
-
-class BranchIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    stage: Literal["production", "staging", "development"] = "development"
-
-
-class StageIn(BaseModel):
-    stage: Literal["production", "staging", "development"]
-
-
-Role = Literal["viewer", "developer", "admin", "owner"]
-RunStatus = Literal["awaiting_authorization", "queued", "claimed", "running", "succeeded", "failed", "canceled",
-                    "superseded"]
-
-
-class MemberIn(BaseModel):
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    role: Role = "developer"
-
-
-class RoleIn(BaseModel):
-    role: Role
-
-
-class ProjectUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    repo_url: str | None = Field(None, min_length=1, max_length=2000)
-    odoo_version: str | None = Field(None, pattern=r"^[0-9]{1,2}\.[0-9]$")
-    settings: dict[str, Any] | None = Field(None, description="Settings to merge in; see `odooops project set --help`.")
-
-
-class BuildRequest(BaseModel):
-    commit: str | None = Field(None, description="Commit to build; default: the branch head in the repository.",
-                               pattern="^[0-9a-fA-F]{7,64}$")
 
 
 def _queued(run: dict) -> dict:
@@ -88,7 +47,7 @@ def _queued(run: dict) -> dict:
 
 @router.get("/orgs")
 async def list_orgs(db: Db, who: Reader) -> list[dict]:
-    return await Orgs(db, who).list()
+    return await Orgs(db, who).list_all()
 
 
 @router.post("/orgs", status_code=201)
@@ -122,7 +81,7 @@ async def remove_member(org: str, user_id: UUID, db: Db, who: Writer) -> dict:
 
 @router.get("/projects")
 async def list_projects(db: Db, who: Reader, include_archived: bool = False) -> list[dict]:
-    return await Projects(db, who).list(include_archived)
+    return await Projects(db, who).list_all(include_archived)
 
 
 @router.post("/projects", status_code=201)
@@ -174,7 +133,7 @@ async def archive_branch(org: str, project: str, branch: str, db: Db, who: Write
 
 @router.get("/projects/{org}/{project}/branches")
 async def list_branches(org: str, project: str, db: Db, who: Reader, include_archived: bool = False) -> list[dict]:
-    return await Branches(db, who).list(f"{org}/{project}", include_archived)
+    return await Branches(db, who).list_all(f"{org}/{project}", include_archived)
 
 
 @router.get("/projects/{org}/{project}/builds")

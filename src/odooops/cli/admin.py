@@ -14,14 +14,14 @@ from odooops import repos
 from odooops.cli.context import ago, err, out, run, status, table
 from odooops.cli.context import settings as cli_settings
 from odooops.cli.remote import project_path
-from odooops.managers.lookup import split_project_ref
-from odooops.managers.branches import Branches
-from odooops.managers.orgs import Orgs
 from odooops.errors import InvalidInput
-from odooops.runtime import secret_box
+from odooops.managers.branches import Branches
+from odooops.managers.lookup import split_project_ref
+from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects, masked
 from odooops.managers.runs import Runs
 from odooops.managers.users import Users
+from odooops.runtime import secret_box
 
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 org_app = typer.Typer(help="Manage orgs (tenants).", no_args_is_help=True)
@@ -58,7 +58,7 @@ def user_create(
 @user_app.command("list")
 def user_list() -> None:
     """List the users you can see."""
-    users = run(lambda db, actor: Users(db, actor).list())
+    users = run(lambda db, actor: Users(db, actor).list_all())
     table(["email", "name", "active", "created"], [[u["email"], u["name"], u["is_active"], ago(u["created_at"])] for u in users])
 
 
@@ -77,7 +77,7 @@ def org_create(
 @org_app.command("list")
 def org_list() -> None:
     """List orgs."""
-    orgs = run(lambda db, actor: Orgs(db, actor).list(), remote=lambda api: api.get("/orgs"))
+    orgs = run(lambda db, actor: Orgs(db, actor).list_all(), remote=lambda api: api.get("/orgs"))
     table(["org", "name", "projects", "created"], [[o["slug"], o["name"], o["project_count"], ago(o["created_at"])] for o in orgs])
 
 
@@ -137,7 +137,7 @@ def project_create(
 @project_app.command("list")
 def project_list(archived: Annotated[bool, typer.Option(help="Include archived projects.")] = False) -> None:
     """List projects with their last build."""
-    projects = run(lambda db, actor: Projects(db, actor).list(archived),
+    projects = run(lambda db, actor: Projects(db, actor).list_all(archived),
                    remote=lambda api: api.get("/projects", include_archived=archived))
     if not projects:
         out.print("no projects yet: create one with [bold]odooops project create ORG/PROJECT --repo URL[/]")
@@ -229,7 +229,7 @@ def branch_add(
 @branch_app.command("list")
 def branch_list(project: Project) -> None:
     """List a project's branches by stage, with their last build."""
-    branches = run(lambda db, actor: Branches(db, actor).list(project),
+    branches = run(lambda db, actor: Branches(db, actor).list_all(project),
                    remote=lambda api: api.get(f"{project_path(project)}/branches"))
     table(["branch", "stage", "builds", "last build", "commit", "when"],
           [[b["name"], b["stage"], b["build_count"], status(b["last_build_status"]),

@@ -21,7 +21,7 @@ def create(project: str, name: str) -> None:
 @ingest_token_app.command("list")
 def list_(project: str) -> None:
     """List the ingest tokens of ORG/PROJECT (never their values)."""
-    rows = run(lambda db, actor: IngestTokens(db, actor).list(project))
+    rows = run(lambda db, actor: IngestTokens(db, actor).list_all(project))
     table(["id", "name", "created", "last used", "revoked"],
           [[str(t["id"]), t["name"], ago(t["created_at"]), ago(t["last_used_at"]),
             ago(t["revoked_at"]) if t["revoked_at"] else ""] for t in rows])

@@ -37,7 +37,9 @@ def server(s, db, *, own_signals: bool = True) -> uvicorn.Server:
 
 async def announce(s, db) -> None:
     """Where to point a browser; on first run, the link that makes the first owner."""
-    from odooops.console.first_run import setup_path  # the console's templates load only when serving
+    from odooops.console.first_run import (
+        setup_path,  # the console's templates load only when serving
+    )
 
     base = f"http://{s.host}:{s.port}"
     out.print(f"  console: {base}/   api: {base}/api/v1 (docs at /api/v1/docs)")
@@ -94,7 +96,7 @@ def token_list(user: Annotated[str | None, typer.Option(help="Email of the user 
             raise InvalidInput("name the user with --user")
         async with db.transaction(actor) as conn:
             user_id = actor.user_id if user is None else (await lookup.user(conn, user))["id"]
-        return await Tokens(db, actor).list(user_id)
+        return await Tokens(db, actor).list_all(user_id)
 
     rows = run(work, remote=None if user else lambda api: api.get("/tokens"))
     table(["id", "name", "scopes", "expires", "last used", "revoked"],

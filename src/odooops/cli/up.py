@@ -35,7 +35,7 @@ async def _serve(demo_project: bool) -> None:
         if demo_project:
             name = await demo.create(db, s.data_dir)
             out.print(f"demo project [bold]{name}[/] is ready: [bold]odooops branch list {name}[/]")
-        projects = await Projects(db, Actor.service()).list()
+        projects = await Projects(db, Actor.service()).list_all()
         out.print(f"[green]●[/] OdooOps {__version__} is up — PostgreSQL {kind}, schema migrated, "
                   f"{len(projects)} project(s).")
         out.print("  database: [bold]odooops db url[/] prints its URL (it holds the owner's password)")

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from markupsafe import Markup
 
-from odooops.api.routes import BranchIn
 from odooops.console import forms
 from odooops.console.render import error_page, page, templates
 from odooops.console.rights import is_admin, is_htmx, may_operate
@@ -24,6 +23,7 @@ from odooops.errors import Conflict, InvalidInput, OpsError
 from odooops.managers.branches import STAGES, Branches
 from odooops.managers.projects import Projects
 from odooops.managers.runs import Runs
+from odooops.models import BranchIn
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,7 +10,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from odooops.api.routes import INT8_MAX, RunId
 from odooops.console import forms
 from odooops.console.render import page
 from odooops.console.rights import is_admin, is_htmx, may_operate
@@ -20,6 +19,7 @@ from odooops.managers.branches import Branches
 from odooops.managers.projects import Projects
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
+from odooops.models import INT8_MAX, RunId
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
@@ -40,7 +40,7 @@ async def frame(request: Request, who: Visitor, ref: str, branch_name: str) -> d
     """What every part of the page needs: project, branch, the caller's rights."""
     db = request.app.state.db
     project = await Projects(db, who.actor).seen(ref)
-    found = [b for b in await Branches(db, who.actor).list(ref, include_archived=True) if b["name"] == branch_name]
+    found = [b for b in await Branches(db, who.actor).list_all(ref, include_archived=True) if b["name"] == branch_name]
     if not found:
         raise NotFound(f"project has no branch {branch_name!r}")
     return {"project": project, "ref": ref, "branch": found[0], "can": allowed(project["my_role"], found[0]),

@@ -10,8 +10,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from odooops.api.auth import client_address
-from odooops.api.origin import same_site
 from odooops.console import forms
 from odooops.console.pages import signed_in
 from odooops.console.render import error_page, page
@@ -19,6 +17,7 @@ from odooops.db import Actor
 from odooops.errors import OpsError
 from odooops.managers.sessions import Sessions
 from odooops.managers.users import MIN_PASSWORD, Users
+from odooops.web import client_address, same_site
 
 router = APIRouter(include_in_schema=False)
 

@@ -14,12 +14,12 @@ from fastapi.responses import Response, StreamingResponse
 from markupsafe import Markup, escape
 
 from odooops.api.follow import FINAL, follow
-from odooops.api.routes import INT4_MAX, RunId
 from odooops.console import ansi
 from odooops.console.render import duration, page, run_seconds, templates
 from odooops.console.rights import may_operate
 from odooops.console.session import Seen
 from odooops.managers.runs import Runs
+from odooops.models import INT4_MAX, RunId
 
 router = APIRouter(include_in_schema=False)
 

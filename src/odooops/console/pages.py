@@ -7,9 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from odooops.api.auth import client_address, secure_cookie
-from odooops.api.origin import same_site
-from odooops.api.routes import ProjectIn
 from odooops.console import forms
 from odooops.console.render import page
 from odooops.console.rights import is_admin
@@ -20,6 +17,8 @@ from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
 from odooops.managers.sessions import COOKIE, LIFETIME_SECONDS, Sessions
 from odooops.managers.users import Users
+from odooops.models import ProjectIn
+from odooops.web import client_address, same_site, secure_cookie
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,8 +10,6 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from odooops.api.hooks import described, secret_of
-from odooops.api.metrics import IngestTokenIn
 from odooops.console import forms
 from odooops.console.render import page
 from odooops.console.rights import is_admin
@@ -20,6 +18,8 @@ from odooops.errors import NotFound, OpsError
 from odooops.managers.hooks import Hooks
 from odooops.managers.ingest_tokens import IngestTokens
 from odooops.managers.projects import Projects
+from odooops.models import IngestTokenIn
+from odooops.web import described, secret_of
 
 router = APIRouter(include_in_schema=False)
 DELIVERIES_SHOWN = 20
@@ -41,7 +41,7 @@ async def _project_page(request: Request, who: Visitor, org: str, name: str, sta
     if admin:
         context.setdefault("hook", await _hook(request, who, ref))
         context["deliveries"] = await Hooks(db, who.actor).deliveries(ref, DELIVERIES_SHOWN)
-        context["ingest_tokens"] = await IngestTokens(db, who.actor).list(ref)
+        context["ingest_tokens"] = await IngestTokens(db, who.actor).list_all(ref)
     context.setdefault("form", {})
     context.setdefault("errors", {})
     return page(request, "project_settings.html", status=status, project=project, org=org, slug=name,

@@ -11,14 +11,13 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from odooops.api.auth import TokenIn
-from odooops.api.routes import MemberIn, RoleIn
 from odooops.console import forms, project_settings
 from odooops.console.render import page
 from odooops.console.session import Seen, Visitor
 from odooops.errors import InvalidInput, OpsError
 from odooops.managers.orgs import ROLES, Orgs
 from odooops.managers.tokens import Tokens
+from odooops.models import MemberIn, RoleIn, TokenIn
 
 router = APIRouter(include_in_schema=False)
 router.include_router(project_settings.router)
@@ -43,7 +42,7 @@ async def _teams(request: Request, who: Visitor) -> list[dict]:
 
 
 async def _settings_page(request: Request, who: Visitor, status: int = 200, **context) -> Response:
-    tokens = await Tokens(request.app.state.db, who.actor).list(who.actor.user_id)
+    tokens = await Tokens(request.app.state.db, who.actor).list_all(who.actor.user_id)
     context.setdefault("form", {})
     context.setdefault("errors", {})
     return page(request, "settings.html", status=status, tokens=tokens, teams=await _teams(request, who),

@@ -22,7 +22,7 @@ class Branches(Manager):
             return await (await conn.execute(
                 Q["insert"], {"project_id": project["id"], "name": name, "stage": stage})).fetchone()
 
-    async def list(self, project_ref: str, include_archived: bool = False) -> list[dict]:
+    async def list_all(self, project_ref: str, include_archived: bool = False) -> list[dict]:
         async with self.tx() as conn:
             project = await lookup.project(conn, project_ref)
             return await (await conn.execute(

@@ -43,7 +43,7 @@ class IngestTokens(Manager):
                 "project_id": project["id"], "name": name.strip(), "token_hash": token_hash(token)})).fetchone()
         return row, token
 
-    async def list(self, ref: str) -> list[dict]:
+    async def list_all(self, ref: str) -> list[dict]:
         async with self.tx() as conn:
             project = await self._project(conn, ref)
             return await (await conn.execute(Q["list"], {"project_id": project["id"]})).fetchall()

@@ -5,7 +5,6 @@ from uuid import UUID
 
 from odooops import repos
 from odooops.db import queries_beside
-
 from odooops.errors import Forbidden, InvalidInput, NotFound
 from odooops.managers import Manager, lookup
 
@@ -32,7 +31,7 @@ class Orgs(Manager):
                 await conn.execute(Q["add_member"], {"org_id": org["id"], "user_id": owner["id"], "role": "owner"})
             return org
 
-    async def list(self) -> list[dict]:
+    async def list_all(self) -> list[dict]:
         return await self.all(Q["list"])
 
     async def mine(self) -> list[dict]:

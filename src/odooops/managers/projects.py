@@ -104,7 +104,7 @@ class Projects(Manager):
         rows = await self.all(Q["page"], {"search": search or None, "limit": limit, "offset": offset})
         return [shown(r) for r in rows], rows[0]["total"] if rows else 0
 
-    async def list(self, include_archived: bool = False) -> list[dict]:
+    async def list_all(self, include_archived: bool = False) -> list[dict]:
         return [shown(r) for r in await self.all(Q["list"], {"include_archived": include_archived})]
 
     async def update_settings(self, ref: str, values: dict) -> dict:

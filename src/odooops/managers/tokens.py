@@ -49,7 +49,7 @@ class Tokens(Manager):
             return None
         return await self.one(Q["resolve"], {"token_hash": token_hash(token)})
 
-    async def list(self, user_id: UUID) -> list[dict]:
+    async def list_all(self, user_id: UUID) -> list[dict]:
         return await self.all(Q["list"], {"user_id": user_id})
 
     async def revoke(self, user_id: UUID, token_id: UUID) -> dict:

@@ -48,7 +48,7 @@ class Users(Manager):
         async with self.tx() as conn:
             return await lookup.user(conn, email)
 
-    async def list(self) -> list[dict]:
+    async def list_all(self) -> list[dict]:
         return await self.all(Q["list"])
 
     async def any_exist(self) -> bool:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odooops import repos
-from odooops.git import describe_head
 from odooops.errors import InvalidInput, OpsError
+from odooops.git import describe_head
 from odooops.runner import recipe as recipes
 from odooops.runner.executor import Command, Executor, Limits, Process
 from odooops.runner.logs import LogSink

@@ -1,4 +1,7 @@
-"""Login CSRF: a page of another site could post its own credentials to the
+"""What the API and the console share about a request: where it comes from,
+who sent it, whether its cookies must be secure, and a hook as its admins see it.
+
+Login CSRF: a page of another site could post its own credentials to the
 sign-in and so sign the visitor in as someone else. A browser says where a
 request comes from (Origin; Referer when it sends no Origin); requests that
 say nothing are not browsers' (the CLI, curl) and carry no such risk.
@@ -13,6 +16,7 @@ from urllib.parse import urlsplit
 from fastapi import Request
 
 from odooops.errors import CrossSite
+from odooops.hooks.verify import hook_secret
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 Origin = tuple[str, str, int]  # scheme, host, port
@@ -44,3 +48,28 @@ async def same_site(request: Request) -> None:
     """A dependency of the sign-in routes: refused with 403 from another site."""
     if cross_site(request):
         raise CrossSite()
+
+
+def client_address(request: Request) -> str:
+    # behind a proxy listed in ODOOOPS_FORWARDED_ALLOW_IPS, uvicorn has already
+    # put the forwarded client address here
+    return request.client.host if request.client else "unknown"
+
+
+def secure_cookie(request: Request) -> bool:
+    mode = request.app.state.settings.secure_cookies
+    return mode == "always" or (mode == "auto" and request.url.scheme == "https")
+
+
+def secret_of(request: Request, hook: dict) -> str:
+    """The hook's secret: derived from the server's key and the hook's salt, never stored."""
+    return hook_secret(request.app.state.secret_key.reveal(), hook["id"], hook["salt"])
+
+
+def described(request: Request, hook: dict, secret: str | None = None) -> dict:
+    """The hook as its admins see it: the URL each git host posts to (this
+    server's address as the request reached it) and, once, its secret."""
+    urls = {host: str(request.url_for("receive_delivery", host=host, hook_id=hook["id"]))
+            for host in ("github", "gitlab", "gitea")}
+    shown = {"hook_id": hook["id"], "created_at": hook["created_at"], "rotated_at": hook["rotated_at"], "urls": urls}
+    return shown if secret is None else {**shown, "secret": secret}
