@@ -23,7 +23,8 @@ async def _git(*args: str, too_slow: str, env: dict[str, str] = repos.GIT_ENV) -
     except TimeoutError:
         proc.kill()
         raise InvalidInput(too_slow) from None
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    code = await proc.wait()
+    return code, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 async def resolve_head(source: repos.Source, branch: str) -> str:

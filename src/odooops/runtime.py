@@ -58,14 +58,14 @@ def app_conninfo(settings: Settings, owner: str) -> str:
     """Same server and database as the owner, logged in as the application role."""
     params = conninfo_to_dict(owner)
     params.update(user=settings.app_role, password=app_password(settings).reveal())
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def display_url(conninfo: str) -> str:
     """A postgresql:// URL for people and scripts (the password included)."""
     from urllib.parse import quote, urlencode
 
-    p = conninfo_to_dict(conninfo)
+    p = {k: str(v) for k, v in conninfo_to_dict(conninfo).items() if v is not None}
     auth = quote(p.pop("user", "") or "", safe="")
     if p.get("password"):
         auth += ":" + quote(p.pop("password"), safe="")
@@ -114,7 +114,7 @@ def runner(settings: Settings, db: Database, executor=None):
     owner = owner_conninfo(settings)
     secrets = [app_password(settings).reveal()]
     if settings.database_url is not None:
-        secrets.append(conninfo_to_dict(owner).get("password") or "")
+        secrets.append(str(conninfo_to_dict(owner).get("password") or ""))
     return Runner(db, app_conninfo(settings, owner), settings, executor, secrets)
 
 

@@ -20,7 +20,8 @@ import math
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -90,7 +91,7 @@ def _parse(body: bytes, now: datetime | None) -> Batch:
     if type(doc) is not dict:
         raise InvalidInput("the body is a JSON object with project_id, ts and samples")
     _no_unknown(doc, BATCH_FIELDS, "")
-    latest = (now or datetime.now(timezone.utc)) + MAX_FUTURE
+    latest = (now or datetime.now(UTC)) + MAX_FUTURE
     samples = doc.get("samples")
     if type(samples) is not list:
         raise InvalidInput("samples: a list of {metric, value, dims} is required")
@@ -167,7 +168,7 @@ def _common_dims_check(items: tuple) -> None:
 def _checked_lines(samples: list, latest: datetime) -> tuple[str, list[str]]:
     """The lines of any batch, checked sample by sample: the first broken
     rule is reported with the sample's index."""
-    lines = []
+    lines: list[str] = []
     append = lines.append  # names bound once: this loop is the hot path
     dims_ref: dict[tuple, str] = {}
     texts: list[str] = []
@@ -182,7 +183,7 @@ def _checked_lines(samples: list, latest: datetime) -> tuple[str, list[str]]:
         metric = s.get("metric")
         if type(metric) is not str or metric_ok(metric) is None:
             raise InvalidInput(f"samples[{i}].metric: a metric name is 1 to 128 of a-z, 0-9, '_' and '.'")
-        value = s.get("value")
+        value: Any = s.get("value")  # its type is checked below, by identity: the hot path
         kind = type(value)
         if kind is int:
             value = _int_value(value, i)

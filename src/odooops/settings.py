@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -117,7 +118,7 @@ class Settings:
             retry_cap_seconds=_number(env, "ODOOOPS_RETRY_CAP_SECONDS", 300, int, minimum=0),
         )
 
-    def with_overrides(self, **values: object) -> Settings:
+    def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 

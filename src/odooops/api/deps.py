@@ -4,7 +4,7 @@ user, as the actor every manager call of the request runs as (role
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from pydantic import BaseModel
@@ -27,7 +27,7 @@ class Error(BaseModel):
 
 
 # documented on every route, so clients and the schema checks know the error shape
-ERRORS = {status: {"model": Error} for status in (401, 403, 404, 409, 413, 422, 429)}
+ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": Error} for status in (401, 403, 404, 409, 413, 422, 429)}
 
 
 def db(request: Request) -> Database:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
@@ -20,6 +20,9 @@ from odooops.db.errors import translate
 ROLES = ("anon", "authenticated", "service_role")
 RECONNECT_EVERY = 0.5  # seconds between tries to reconnect while the database is away
 CONNECTION_WAIT = 10.0  # seconds a caller waits for a connection before "the database cannot be reached"
+
+Row = DictRow  # every connection of the pool reads rows as dicts
+Connection = psycopg.AsyncConnection[Row]
 
 
 class _Reconnect(AttemptWithBackoff):
@@ -34,12 +37,12 @@ class _Reconnect(AttemptWithBackoff):
         self.delay = min(self.delay, RECONNECT_EVERY)
 
 
-class _Pool(AsyncConnectionPool):
+class _Pool(AsyncConnectionPool[Connection]):
     async def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
         await super()._add_connection(attempt or _Reconnect(timeout=self.reconnect_timeout), growing)
 
 
-def _said_goodbye(conn: psycopg.AsyncConnection) -> bool:
+def _said_goodbye(conn: Connection) -> bool:
     """An idle connection has nothing to read, unless the server closed it
     (a restart's "terminating connection", or end of file)."""
     try:
@@ -76,8 +79,10 @@ class Actor:
 
 class Database:
     def __init__(self, conninfo: str, *, max_size: int = 10, connection_wait: float = CONNECTION_WAIT):
+        self.conninfo = conninfo
         self._pool = _Pool(
             conninfo,
+            connection_class=Connection,
             min_size=1,
             max_size=max_size,
             kwargs={"row_factory": dict_row, "autocommit": True},
@@ -87,7 +92,7 @@ class Database:
             timeout=connection_wait,
         )
 
-    async def _check(self, conn: psycopg.AsyncConnection) -> None:
+    async def _check(self, conn: Connection) -> None:
         """Before a connection is handed out. Free for a healthy one; one the
         server closed fails its check, and so do the others it closed at the
         same time: the first query after a restart works."""
@@ -103,7 +108,7 @@ class Database:
         # One plain connection first: when the server is unreachable it fails at
         # once with the server's reason, where the pool would wait and time out.
         try:
-            conn = await psycopg.AsyncConnection.connect(self._pool.conninfo, connect_timeout=10)
+            conn = await psycopg.AsyncConnection.connect(self.conninfo, connect_timeout=10)
         except psycopg.Error as exc:
             raise translate(exc) from exc
         await conn.close()
@@ -120,7 +125,7 @@ class Database:
         await self.close()
 
     @asynccontextmanager
-    async def transaction(self, actor: Actor, *, pipeline: bool = False) -> AsyncIterator[psycopg.AsyncConnection]:
+    async def transaction(self, actor: Actor, *, pipeline: bool = False) -> AsyncIterator[Connection]:
         """One transaction as `actor`. Role and claims are set with
         set_config(..., true), so they end with the transaction and never leak
         to the next user of the pooled connection.

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from odooops.db.database import ROLES
+from odooops.db.database import ROLES, Connection, Row
 from odooops.db.errors import translate
 from odooops.errors import MigrationError
 
@@ -63,7 +63,7 @@ def available(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [Migration(p.stem, p) for p in found]
 
 
-async def _connect(owner_conninfo: str) -> psycopg.AsyncConnection:
+async def _connect(owner_conninfo: str) -> Connection:
     try:
         return await psycopg.AsyncConnection.connect(
             owner_conninfo, autocommit=True, row_factory=dict_row, connect_timeout=10)
@@ -71,9 +71,9 @@ async def _connect(owner_conninfo: str) -> psycopg.AsyncConnection:
         raise translate(exc) from exc
 
 
-async def _applied(conn: psycopg.AsyncConnection) -> dict[str, dict]:
+async def _applied(conn: Connection) -> dict[str, Row]:
     exists = await (await conn.execute("select to_regclass('ops.schema_migrations') is not null as ok")).fetchone()
-    if not exists["ok"]:
+    if not exists or not exists["ok"]:
         return {}
     rows = await (await conn.execute("select name, checksum, applied_at from ops.schema_migrations")).fetchall()
     return {r["name"]: r for r in rows}
@@ -108,10 +108,10 @@ async def up_to_date(owner_conninfo: str, app_role: str) -> bool:
     return role is not None and all(s.state == "applied" for s in states)
 
 
-async def _check_owner(conn: psycopg.AsyncConnection) -> None:
+async def _check_owner(conn: Connection) -> None:
     row = await (await conn.execute(
         "select rolsuper or rolbypassrls as ok from pg_roles where rolname = current_user")).fetchone()
-    if not row["ok"]:
+    if not row or not row["ok"]:
         raise MigrationError(
             "the role in ODOOOPS_DATABASE_URL must be a superuser or have BYPASSRLS: "
             "it owns the schema, whose row-level security is forced")
@@ -143,7 +143,7 @@ async def migrate(owner_conninfo: str, migrations: list[Migration] | None = None
             await conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
 
 
-async def _apply(conn: psycopg.AsyncConnection, m: Migration) -> None:
+async def _apply(conn: Connection, m: Migration) -> None:
     try:
         async with conn.transaction():
             await conn.execute(m.sql)

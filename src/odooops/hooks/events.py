@@ -104,7 +104,7 @@ def _described(payload: dict, sha: str) -> dict:
 
 
 def _commit_info(c: dict) -> dict:
-    author = c.get("author") if isinstance(c.get("author"), dict) else {}
+    author = c["author"] if isinstance(c.get("author"), dict) else {}
     return {"message": _text(c.get("message")), "author": _text(author.get("name"))}
 
 

@@ -3,7 +3,10 @@ console, runner and CLI all call these."""
 
 from __future__ import annotations
 
-from odooops.db import Actor, Database
+from typing import Any, LiteralString
+
+from odooops.db import Actor, Database, Row
+from odooops.errors import OpsError
 
 
 class Manager:
@@ -18,12 +21,19 @@ class Manager:
     # transaction has committed: BEGIN, settings, statement and COMMIT then
     # cost the server a single round trip.
 
-    async def one(self, sql: str, params: dict | None = None) -> dict | None:
+    async def one(self, sql: LiteralString, params: dict[str, Any] | None = None) -> Row | None:
         async with self.db.transaction(self.actor, pipeline=True) as conn:
             cur = await conn.execute(sql, params)
         return await cur.fetchone()
 
-    async def all(self, sql: str, params: dict | None = None) -> list[dict]:
+    async def row(self, sql: LiteralString, params: dict[str, Any] | None = None) -> Row:
+        """One statement that always answers one row (a function's result)."""
+        found = await self.one(sql, params)
+        if found is None:
+            raise OpsError("the database answered no row where one was due")
+        return found
+
+    async def all(self, sql: LiteralString, params: dict[str, Any] | None = None) -> list[Row]:
         async with self.db.transaction(self.actor, pipeline=True) as conn:
             cur = await conn.execute(sql, params)
         return await cur.fetchall()

@@ -59,11 +59,11 @@ class Events(Manager):
                                               "limit": limit})
 
     async def next_seq(self, run_id: int) -> int:
-        return (await self.one(Q["next_seq"], {"run_id": run_id}))["seq"]
+        return (await self.row(Q["next_seq"], {"run_id": run_id}))["seq"]
 
     async def record_artifact(self, run_id: int, attempt: int, name: str, sha256: str, size: int,
                               content_type: str, storage_uri: str) -> dict:
-        return await self.one(Q["record_artifact"], {
+        return await self.row(Q["record_artifact"], {
             "run_id": run_id, "attempt": attempt, "name": name, "sha256": sha256, "size": size,
             "content_type": content_type, "storage_uri": storage_uri})
 

@@ -100,9 +100,11 @@ class Hooks(Manager):
         if await (await conn.execute(Q["claim_effect"], key)).fetchone() is None:
             twin = await (await conn.execute(Q["effect_of"], key)).fetchone()
             return "ignored", f"the same content was delivered before, as delivery {twin['delivery_id']}", None
+        if event.branch is None:  # the parsers set one for every event that acts
+            return "ignored", "the event names no branch", None
         if event.action == "branch_deleted":
             return await _archive(conn, project_id, event.branch)
-        return await _build(conn, project_id, delivery["host"], event)
+        return await _build(conn, project_id, delivery["host"], event, event.branch)
 
 
 async def _managed(conn, project_ref: str) -> dict:
@@ -150,15 +152,15 @@ async def _archive(conn, project_id: UUID, name: str) -> tuple[str, str, int | N
     return "done", f"branch {name} archived", None
 
 
-async def _build(conn, project_id: UUID, host: str, event: HookEvent) -> tuple[str, str, int | None]:
+async def _build(conn, project_id: UUID, host: str, event: HookEvent, branch: str) -> tuple[str, str, int | None]:
     """Build a push or a pull request, creating (or reviving) its branch in
     development as Odoo.sh does; a fork's pull request gets a branch of its
     own and waits for an admin."""
     fork = event.action == "pull_request" and event.from_fork
-    name = f"pull/{event.pr_number}" if fork else event.branch
-    branch = await _ensure_branch(conn, project_id, name)
+    name = f"pull/{event.pr_number}" if fork else branch
+    row = await _ensure_branch(conn, project_id, name)
     run = await (await conn.execute(Q["enqueue"], {
-        "branch_id": branch["id"], "commit": event.commit,
+        "branch_id": row["id"], "commit": event.commit,
         "trigger": "pull_request" if event.action == "pull_request" else "push",
         "ref": PR_REFS[host].format(event.pr_number) if fork else None,
         "pr_number": event.pr_number, "authorized": not fork})).fetchone()

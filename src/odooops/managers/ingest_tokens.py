@@ -60,4 +60,4 @@ class IngestTokens(Manager):
         """The project a token writes to, or None (unknown, revoked, or not one)."""
         if not token.startswith(PREFIX):
             return None
-        return (await self.one(Q["resolve"], {"token_hash": token_hash(token)}))["project_id"]
+        return (await self.row(Q["resolve"], {"token_hash": token_hash(token)}))["project_id"]

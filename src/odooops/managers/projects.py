@@ -142,7 +142,7 @@ class Projects(Manager):
                 settings["env"] = {**row["settings"].get("env", {}), **settings["env"]}
             if settings:
                 row = await (await conn.execute(Q["merge_settings"], {"id": row["id"], "values": Jsonb(settings)})).fetchone()
-            if secrets:
+            if secrets and self.box:  # a box there is, or it raised above
                 await project_secrets.put(conn, self.box, row["id"], secrets)
             return shown(await self._with_secrets(conn, row))
 

@@ -17,7 +17,7 @@ Q = queries_beside(__file__)
 class Queue(Manager):
     async def register_worker(self, hostname: str, pid: int, version: str, capacity: int,
                               kinds: Sequence[str] | None) -> dict:
-        return await self.one(Q["register_worker"], {"hostname": hostname, "pid": pid, "version": version,
+        return await self.row(Q["register_worker"], {"hostname": hostname, "pid": pid, "version": version,
                                                      "capacity": capacity, "kinds": list(kinds) if kinds else None})
 
     async def deregister_worker(self, worker_id: UUID) -> None:
@@ -30,16 +30,16 @@ class Queue(Manager):
                                            "lease_seconds": lease_seconds, "limit": limit, "start": start})
 
     async def start(self, run_id: int, attempt: int) -> dict:
-        return await self.one(Q["start"], {"run_id": run_id, "attempt": attempt})
+        return await self.row(Q["start"], {"run_id": run_id, "attempt": attempt})
 
     async def record_commit(self, run_id: int, attempt: int, message: str | None, author: str | None) -> dict:
         """The message and author of the commit the attempt checked out."""
-        return await self.one(Q["record_commit"], {"run_id": run_id, "attempt": attempt, "message": message,
+        return await self.row(Q["record_commit"], {"run_id": run_id, "attempt": attempt, "message": message,
                                                    "author": author})
 
     async def finish(self, run_id: int, attempt: int, status: str, result: str | None = None,
                      exit_code: int | None = None, error: str | None = None) -> dict:
-        return await self.one(Q["finish"], {"run_id": run_id, "attempt": attempt, "status": status,
+        return await self.row(Q["finish"], {"run_id": run_id, "attempt": attempt, "status": status,
                                             "result": result, "exit_code": exit_code, "error": error})
 
     async def finish_many(self, runs: Sequence[tuple[int, int]], status: str, result: str | None = None) -> list[dict]:
@@ -69,7 +69,7 @@ class Queue(Manager):
                                           "grace_seconds": grace_seconds, "forget_seconds": forget_seconds})
 
     async def enqueue(self, project_id: UUID, kind: str, params: dict | None = None, priority: int = 0) -> dict:
-        return await self.one(Q["enqueue"], {"project_id": project_id, "kind": kind,
+        return await self.row(Q["enqueue"], {"project_id": project_id, "kind": kind,
                                              "params": Jsonb(params or {}), "priority": priority})
 
     async def enqueue_many(self, project_id: UUID, kind: str, params: Sequence[dict], priority: int = 0) -> int:
@@ -87,8 +87,8 @@ class Queue(Manager):
         return await self.all(Q["workers"])
 
     async def authorize(self, run_id: int) -> dict:
-        return await self.one(Q["authorize"], {"run_id": run_id})
+        return await self.row(Q["authorize"], {"run_id": run_id})
 
-    async def run_context(self, run_id: int) -> dict | None:
+    async def run_context(self, run_id: int) -> dict:
         """A run with what executing it needs to know of its project and branch."""
-        return await self.one(Q["run_settings"], {"run_id": run_id})
+        return await self.row(Q["run_settings"], {"run_id": run_id})

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from odooops import git
@@ -37,10 +38,10 @@ class Runs(Manager):
             branch = await lookup.branch(conn, project, branch_name)
             source = None if commit else await repo_source(conn, project["org_id"], project["repo_url"])
         sha = await git.resolve_head(source, branch_name) if source else commit
-        return await self.one(Q["enqueue_build"], {"branch_id": branch["id"], "commit_sha": sha, "trigger": trigger})
+        return await self.row(Q["enqueue_build"], {"branch_id": branch["id"], "commit_sha": sha, "trigger": trigger})
 
     async def builds(self, project_ref: str, branch_name: str | None = None, before: int | None = None,
-                     limit: int = 50, *, kind: str | None = "build", status: list[str] | None = None,
+                     limit: int = 50, *, kind: str | None = "build", status: Sequence[str] | None = None,
                      since: datetime | None = None) -> list[dict]:
         """A project's runs, newest first, a page at a time: pass the last id
         seen as `before` for the next page."""
@@ -49,10 +50,10 @@ class Runs(Manager):
             branch = await lookup.branch(conn, project, branch_name) if branch_name else None
             return await (await conn.execute(Q["project_runs"], {
                 "project_id": project["id"], "branch_id": branch and branch["id"], "kind": kind,
-                "status": status or None, "since": since, "before": before, "limit": limit})).fetchall()
+                "status": list(status) if status else None, "since": since, "before": before, "limit": limit})).fetchall()
 
     async def rebuild(self, run_id: int) -> dict:
-        return await self.one(Q["rebuild"], {"run_id": run_id})
+        return await self.row(Q["rebuild"], {"run_id": run_id})
 
     async def phases(self, run_id: int) -> list[dict]:
         """The run's phases as its log tells them: when each started and
@@ -89,4 +90,4 @@ class Runs(Manager):
         return await self.all(Q["logs"], {"run_id": run_id, "after_seq": after_seq, "limit": limit})
 
     async def cancel(self, run_id: int) -> dict:
-        return await self.one(Q["cancel"], {"run_id": run_id})
+        return await self.row(Q["cancel"], {"run_id": run_id})

@@ -48,7 +48,7 @@ class Sessions(Manager):
     async def login(self, email: str, password: str, address: str, user_agent: str) -> dict:
         """A new session for the right email and password: the user, the clear
         session token (for the cookie only), its CSRF token and expiry."""
-        attempt = await self.one(Q["begin"], {"email": email, "address": address})
+        attempt = await self.row(Q["begin"], {"email": email, "address": address})
         if attempt["retry_after"]:
             # one message whoever is throttled, and by what: Retry-After says how long
             raise TooManyRequests("too many failed logins: wait before trying again",
@@ -57,7 +57,7 @@ class Sessions(Manager):
         if not await asyncio.to_thread(verify_password, attempt["password_hash"], password):
             raise BadCredentials()
         token = PREFIX + secrets.token_urlsafe(32)
-        session = await self.one(Q["succeeded"], {
+        session = await self.row(Q["succeeded"], {
             "attempt_id": attempt["attempt_id"], "user_id": attempt["user_id"], "token_hash": session_hash(token),
             "address": address, "user_agent": user_agent})
         user = await Users(self.db, Actor.user(attempt["user_id"])).me()

@@ -42,7 +42,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 class Users(Manager):
     async def create(self, email: str, name: str = "", password: str | None = None) -> dict:
         password_hash = hash_password(password) if password is not None else None
-        return await self.one(Q["create"], {"email": email.strip(), "name": name.strip(), "password_hash": password_hash})
+        return await self.row(Q["create"], {"email": email.strip(), "name": name.strip(), "password_hash": password_hash})
 
     async def by_email(self, email: str) -> dict:
         async with self.tx() as conn:
@@ -52,7 +52,7 @@ class Users(Manager):
         return await self.all(Q["list"])
 
     async def any_exist(self) -> bool:
-        return (await self.one(Q["any_user"]))["found"]
+        return (await self.row(Q["any_user"]))["found"]
 
     async def create_first_owner(self, email: str, name: str, password: str, org_slug: str, org_name: str) -> dict:
         """The first user (run as the control plane, at first-run setup): owner

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from odooops.errors import DatabaseUnavailable, LeaseLost, OpsError
@@ -54,7 +54,7 @@ class LogSink:
         # Lines go straight into COPY's text format: per line this is the
         # runner's hot path when a phase prints 100,000 lines a second.
         head = f"{self._run_id}\t{self._attempt}\t"
-        tail = f"\t{datetime.now(timezone.utc).isoformat()}\t"
+        tail = f"\t{datetime.now(UTC).isoformat()}\t"
         middle = f"\t{copy_escape(self.phase)}\t{stream}\t"
         rows, seq = self._rows, self._seq
         for line in self.mask.lines(lines):

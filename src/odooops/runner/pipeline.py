@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
@@ -96,7 +97,7 @@ class BuildPipeline:
         for i, phase in enumerate(recipe.phases):
             if self.job.stop_after_phase:
                 return self._stopped(None, later[1 + i:])
-            if not await self._phase(phase.name, lambda p=phase: self._recipe_phase(p)):
+            if not await self._phase(phase.name, functools.partial(self._recipe_phase, phase)):
                 return self._stopped(phase.name, later[2 + i:])
         return Outcome("succeeded", "ok", exit_code=0)
 

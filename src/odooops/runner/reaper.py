@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the runner died before the parent-death signal was set
-        status = signal.SIGTERM  # a wait status: killed by SIGTERM
+        status = int(signal.SIGTERM)  # a wait status: killed by SIGTERM
     else:
         status = _run(argv)
     kill_descendants()
@@ -90,7 +90,7 @@ def kill_descendants() -> None:
 
 def _reap() -> dict[int, int]:
     """Reap every child that has exited: the command and orphans handed to us."""
-    reaped = {}
+    reaped: dict[int, int] = {}
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)

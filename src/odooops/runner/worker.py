@@ -6,6 +6,7 @@ NOTIFY only wakes it; it also polls, so a lost notification strands nothing."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -15,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
+from uuid import UUID
 
 import psycopg
 
@@ -56,7 +58,7 @@ class Runner:
         self.project_secrets = ProjectSecrets(db, Actor.service(), secret_box(settings))  # the same key as the API's
         self.store = ArtifactStore(settings.data_dir / "artifacts")
         self.jobs: dict[int, Job] = {}
-        self.worker_id = None
+        self._worker_id: UUID | None = None
         self.wake = asyncio.Event()
         self.stopping = False
         self.giving_up = False  # stopping at once: steps of runs no longer wait for the database
@@ -65,6 +67,18 @@ class Runner:
         self._away = False  # the last heartbeat failed
         self._reap_after = 0.0  # monotonic time before which this runner reaps nothing
         self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def worker_id(self) -> UUID:
+        if self._worker_id is None:
+            raise RuntimeError("the runner is not registered yet")
+        return self._worker_id
+
+    @property
+    def _workdirs(self) -> WorkDirs:
+        if self.workdirs is None:
+            raise RuntimeError("the runner has claimed no work folder yet")
+        return self.workdirs
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._register()
@@ -90,7 +104,7 @@ class Runner:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            self.workdirs.release()
+            self._workdirs.release()
             try:
                 await self.queue.deregister_worker(self.worker_id)
             except OpsError as exc:  # a reaper forgets it in time
@@ -99,7 +113,7 @@ class Runner:
     async def _register(self) -> None:
         worker = await self.queue.register_worker(socket.gethostname(), os.getpid(), __version__,
                                                   self.settings.runner_concurrency, self.settings.runner_kinds)
-        self.worker_id = worker["id"]
+        self._worker_id = worker["id"]
 
     @property
     def grace_seconds(self) -> int:
@@ -135,7 +149,7 @@ class Runner:
         is in here and waits out a database outage for as long as the run is
         this runner's: nothing may leave a run `running` that nobody executes."""
         run_id, attempt = claimed["id"], claimed["attempt"]
-        workdir = self.workdirs.of(run_id, attempt)
+        workdir = self._workdirs.of(run_id, attempt)
         job: Job | None = None
         try:
             run = await self._retry("reading the run", lambda: self.queue.run_context(run_id), (run_id, attempt))
@@ -215,7 +229,7 @@ class Runner:
             job.sink.give_up = True
             try:
                 await job.sink.close()
-            except Exception:  # noqa: BLE001 - the run's end matters more than its last lines
+            except Exception:
                 log.exception("run %s: the log could not be closed", run_id)
         try:
             await self._retry("failing", lambda: self.queue.finish(run_id, attempt, "failed", "ko", None,
@@ -268,8 +282,9 @@ class Runner:
         await job.sink.late([w.message for w in withheld])
         stored.append(self.store.put(job.workdir / "log.txt", "log.txt"))
         for a in stored:
-            await self._retry(f"recording artifact {a.name}", lambda a=a: self.events.record_artifact(
-                job.id, job.attempt, a.name, a.sha256, a.size, a.content_type, a.uri), (job.id, job.attempt))
+            record = functools.partial(self.events.record_artifact, job.id, job.attempt, a.name, a.sha256, a.size,
+                                       a.content_type, a.uri)
+            await self._retry(f"recording artifact {a.name}", record, (job.id, job.attempt))
 
     # wake-ups, heartbeats, the reaper, shutdown
 
