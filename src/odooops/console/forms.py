@@ -3,8 +3,12 @@ its JSON twin accepts, and says what is wrong next to the field."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 # what pydantic says, in words for a person filling in a form
 PLAIN = {"string_pattern_mismatch": "use lowercase letters, digits and dashes, starting with a letter or digit",
@@ -17,13 +21,13 @@ async def fields(request: Request) -> dict[str, str]:
     return {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
-def read(model: type[BaseModel], values: dict) -> tuple[BaseModel | None, dict[str, str]]:
+def read(model: type[M], values: dict[str, str]) -> tuple[M | None, dict[str, str]]:
     """The model, or the message for each field that is wrong."""
     given = {k: v for k, v in values.items() if v != "" and k in model.model_fields}
     try:
         return model.model_validate(given), {}
     except ValidationError as exc:
-        errors = {}
+        errors: dict[str, str] = {}
         for e in exc.errors():
             name = str(e["loc"][0]) if e["loc"] else "form"
             errors.setdefault(name, PLAIN.get(e["type"], e["msg"]))

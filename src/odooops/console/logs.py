@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timezone
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -66,10 +66,14 @@ def sections(lines: list[dict], phases: list[dict]) -> list[dict]:
     return out
 
 
+def _macros() -> Any:  # a template module's macros are its attributes, unknown to a type checker
+    return templates.env.get_template("macros.html").module
+
+
 def status_of(run: dict, phases: list[dict]) -> dict:
     """What the page's header and phase summaries show, for a status event."""
     return {"status": run["status"], "finished": run["status"] in FINAL,
-            "badge": str(templates.env.get_template("macros.html").module.status(run["status"])),
+            "badge": str(_macros().status(run["status"])),
             "duration": duration(run_seconds(run)),
             "phases": [{"name": p["name"], "status": p["status"], "duration": duration(p.get("seconds")),
                         "lines": p.get("lines")} for p in phases]}
@@ -81,13 +85,12 @@ async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "d
     runs = Runs(request.app.state.db, who.actor)
     run = await runs.place(run_id)
     phases = await runs.phases(run_id)
-    shown = lines
-    lines = await runs.tail(run_id, shown + 1)
-    cut = len(lines) > shown
-    lines = lines[-shown:]
-    return page(request, "log.html", run=run, place=run, sections=sections(lines, phases), level=level, cut=cut,
-                skipped=[p for p in phases if p["status"] == "skipped"], page_lines=shown, max_lines=MAX_LINES,
-                last_seq=lines[-1]["seq"] if lines else 0, finished=run["status"] in FINAL,
+    tail = await runs.tail(run_id, lines + 1)
+    cut = len(tail) > lines
+    tail = tail[-lines:]
+    return page(request, "log.html", run=run, place=run, sections=sections(tail, phases), level=level, cut=cut,
+                skipped=[p for p in phases if p["status"] == "skipped"], page_lines=lines, max_lines=MAX_LINES,
+                last_seq=tail[-1]["seq"] if tail else 0, finished=run["status"] in FINAL,
                 can_change=may_operate(run["my_role"], run["stage"]))
 
 
@@ -111,7 +114,8 @@ def _event(kind: str, data: dict, event_id: int | None = None) -> str:
 
 
 async def _live_events(runs: Runs, run_id: int, after: int, request: Request):
-    told, told_at, sent_at, fresh = None, 0.0, time.monotonic(), False
+    told: dict[str, Any] = {}
+    told_at, sent_at, fresh = 0.0, time.monotonic(), False
     async for run, lines in follow(runs, run_id, after, request.is_disconnected):
         for e in lines:
             yield _event("line", {"phase": e["phase"] or "", "html": str(line_html(e))}, e["seq"])
@@ -120,7 +124,7 @@ async def _live_events(runs: Runs, run_id: int, after: int, request: Request):
             continue
         # the end of a poll: say how the run stands, if that may have changed
         now, finished = time.monotonic(), run["status"] in FINAL
-        changed = told is None or told["status"] != run["status"]
+        changed = told.get("status") != run["status"]
         if finished or changed or (fresh and now - told_at >= STATUS_EVERY) or now - told_at >= TICK_EVERY:
             status = status_of(run, await runs.phases(run_id))
             if status != told:
