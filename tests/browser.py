@@ -18,7 +18,8 @@ leaves its own event loop marked as running in the thread, so any later
 asyncio.run() (the tests' `call()`, fixtures that seed data) would fail with
 "cannot be called from a running event loop", in this test and in every later
 test of the same worker. `_loop_only_inside_calls` marks it running only while a
-Playwright call waits.
+Playwright call waits, and while page.on() and the like register a listener (the
+subscription to the event goes to the driver from a task).
 """
 
 from __future__ import annotations
@@ -105,11 +106,27 @@ def _loop_only_inside_calls() -> Iterator[None]:
             if greenlet.getcurrent().parent is None:
                 asyncio._set_running_loop(None)
 
+    def inside_loop(method):
+        def register(self, event, f) -> None:
+            before = asyncio._get_running_loop()
+            asyncio._set_running_loop(self._loop)
+            try:
+                method(self, event, f)
+            finally:
+                asyncio._set_running_loop(before)
+
+        return register
+
+    listeners = {name: getattr(_sync_base.SyncBase, name) for name in ("on", "once", "remove_listener")}
     _sync_base.wait_for_future = wait_for_future
+    for name, method in listeners.items():
+        setattr(_sync_base.SyncBase, name, inside_loop(method))
     try:
         yield
     finally:
         _sync_base.wait_for_future = original
+        for name, method in listeners.items():
+            setattr(_sync_base.SyncBase, name, method)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """The browser tests' own machinery, on real pages served over HTTP: Chromium
 runs, clicks run JavaScript, screenshots are written, asyncio.run() still works
-between Playwright calls, and the console's vendored htmx, its SSE extension and
-Pico load and work in the browser."""
+between Playwright calls and listeners can be registered there, and the
+console's vendored htmx, its SSE extension and Pico load and work in the browser."""
 
 from __future__ import annotations
 
@@ -81,6 +81,15 @@ def test_asyncio_run_works_between_playwright_calls(page):
     page.evaluate("document.getElementById('n').textContent = '1'")
     assert asyncio.run(answer()) == 42
     expect(page.locator("#n")).to_have_text("1")
+
+
+def test_listeners_register_between_playwright_calls(page):
+    said = []
+    page.on("console", lambda message: said.append(message.text))  # subscribes from a task of Playwright's loop
+    page.evaluate("console.log('hello')")
+    expect(page.locator("body")).to_be_attached()
+    assert said == ["hello"]
+    assert asyncio.run(asyncio.sleep(0, 42)) == 42
 
 
 VENDOR_PAGE = """<!doctype html>
