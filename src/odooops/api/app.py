@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from odooops import __version__, console, runtime
-from odooops.api import auth, hooks, metrics
+from odooops.api import auth, docs, hooks, metrics
 from odooops.api.routes import router
 from odooops.db import Actor
 from odooops.errors import InternalError, OpsError
@@ -69,8 +69,9 @@ def create_app(settings: Settings, database=None) -> FastAPI:
         if database is None:
             await db.close()
 
+    # FastAPI's own docs page loads Swagger UI from a CDN: docs.router serves it from the package
     app = FastAPI(title="OdooOps", version=__version__, lifespan=lifespan,
-                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None)
+                  openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
     app.state.db = db
     app.state.settings = settings
     app.state.secret_key = runtime.secret_key(settings)
@@ -80,6 +81,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     app.include_router(hooks.router)
     app.include_router(auth.router)
     app.include_router(metrics.router)
+    app.include_router(docs.router)
     console.install(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -4,7 +4,7 @@ on the same app, managers and row-level security as the API."""
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from odooops.console import branches, builds, first_run, logs, pages, queue, settings
@@ -33,6 +33,11 @@ def install(app: FastAPI) -> None:
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """For whatever asks without reading a page's <link rel="icon">."""
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
     @app.middleware("http")
     async def page_headers(request: Request, call_next) -> Response:
