@@ -41,7 +41,8 @@ def make_repo(path: Path) -> Path:
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_text(text)
     _git(path, "add", "-A")
-    _git(path, "-c", "user.name=OdooOps demo", "-c", "user.email=demo@odooops.invalid", "commit", "-q", "-m", "Hello Odoo")
+    _git(path, "-c", "user.name=OdooOps demo", "-c", "user.email=demo@odooops.invalid",
+         "commit", "-q", "-m", "Hello Odoo")
     _git(path, "branch", "staging")
     _git(path, "branch", "feature-hello")
     return path

@@ -155,7 +155,8 @@ def _common_lines(samples: list) -> tuple[str, list[str]]:
     # all values written by one call in C (the shortest text that reads back
     # as the same double, like repr) rather than one repr each: half the time
     values = orjson.dumps(values)[1:-1].decode().split(",")
-    return "".join([f"{NO_VALUE}\t{m}\t{v}\t{refs[d]}\n" for m, v, d in zip(metrics, values, dims)]), texts
+    rows = zip(metrics, values, dims, strict=False)  # no samples: values is [""]
+    return "".join([f"{NO_VALUE}\t{m}\t{v}\t{refs[d]}\n" for m, v, d in rows]), texts
 
 
 def _common_dims_check(items: tuple) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timezone
+from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -18,6 +18,8 @@ from odooops.console import ansi
 from odooops.console.render import duration, page, run_seconds, templates
 from odooops.console.rights import may_operate
 from odooops.console.session import Seen
+from odooops.console.shell import branch_path, shell
+from odooops.managers.projects import Projects
 from odooops.managers.runs import Runs
 from odooops.models import INT4_MAX, RunId
 
@@ -38,7 +40,7 @@ def line_html(e: dict) -> Markup:
     Python, not a template macro: a page has thousands of them."""
     seq, level = e["seq"], escape(e["level"])
     stderr = " stderr" if e["stream"] == "stderr" else ""
-    ts = e["ts"].astimezone(timezone.utc)
+    ts = e["ts"].astimezone(UTC)
     return Markup(f'<div id="L{seq}" class="line lvl-{level}{stderr}"><a class="ln" href="#L{seq}" '
                   f'aria-label="Line {seq}">{seq}</a><time datetime="{ts.isoformat()}">{ts:%H:%M:%S}</time>'
                   f'<span class="lvl">{level}</span><span class="msg">{ansi.to_html(e["message"])}</span></div>')
@@ -84,6 +86,7 @@ async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "d
                    lines: Annotated[int, Query(ge=1, le=MAX_LINES)] = PAGE_LINES) -> Response:
     runs = Runs(request.app.state.db, who.actor)
     run = await runs.place(run_id)
+    project = await Projects(request.app.state.db, who.actor).seen(run["project_ref"])
     phases = await runs.phases(run_id)
     tail = await runs.tail(run_id, lines + 1)
     cut = len(tail) > lines
@@ -91,7 +94,16 @@ async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "d
     return page(request, "log.html", run=run, place=run, sections=sections(tail, phases), level=level, cut=cut,
                 skipped=[p for p in phases if p["status"] == "skipped"], page_lines=lines, max_lines=MAX_LINES,
                 last_seq=tail[-1]["seq"] if tail else 0, finished=run["status"] in FINAL,
-                can_change=may_operate(run["my_role"], run["stage"]))
+                can_change=may_operate(run["my_role"], run["stage"]), shell=_shell(run, project))
+
+
+def _shell(run: dict, project: dict) -> dict:
+    """The project's frame, with the run's branch and the run in the breadcrumbs."""
+    what = "Build" if run["kind"] == "build" else str(run["kind"]).capitalize()
+    trail: list[tuple[str, str]] = [(run["branch"], f"/p/{run['project_ref']}" + branch_path(run["branch"]))
+                                    ] if run["branch"] else []
+    trail.append((f"{what} #{run['id']}", f"/runs/{run['id']}"))
+    return shell(run["project_ref"], project, "builds" if run["kind"] == "build" else "", tuple(trail))
 
 
 @router.get("/runs/{run_id}/live")
@@ -156,6 +168,6 @@ async def download(run_id: RunId, request: Request, who: Seen) -> StreamingRespo
 
 
 def text_line(e: dict) -> str:
-    ts = e["ts"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    ts = e["ts"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     message = ansi.strip(e["message"]).replace("\n", "\n\t")  # a line that has lines stays one event
     return f"{ts} {e['level'].upper():<8} [{e['phase'] or '-'}] {message}\n"

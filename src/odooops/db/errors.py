@@ -26,7 +26,8 @@ CONSTRAINT_MESSAGES = {
     "users_email_key": "a user with that email already exists",
     "users_email_check": "that is not a valid email address",
     "projects_org_slug_key": "that org already has a project with that slug",
-    "projects_slug_check": "a project slug is 1-63 lowercase letters, digits and dashes, starting with a letter or digit",
+    "projects_slug_check":
+        "a project slug is 1-63 lowercase letters, digits and dashes, starting with a letter or digit",
     "projects_name_check": "a project name is 1 to 200 characters",
     "projects_repo_url_check": "a project needs a repository URL",
     "projects_odoo_version_check": "an Odoo version looks like 17.0",

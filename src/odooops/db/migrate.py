@@ -134,7 +134,7 @@ async def migrate(owner_conninfo: str, migrations: list[Migration] | None = None
                     f"migration {', '.join(changed)} was changed after it was applied; "
                     "migrations are append-only: restore the file and add a new migration instead")
             done = []
-            for m, s in zip(migrations, states):
+            for m, s in zip(migrations, states, strict=True):
                 if s.state == "pending":
                     await _apply(conn, m)
                     done.append(m.name)

@@ -18,7 +18,7 @@ def load_queries(path: str | Path) -> dict[str, LiteralString]:
     text = Path(path).read_text(encoding="utf-8")
     parts = _NAME.split(text)
     queries: dict[str, LiteralString] = {}
-    for name, body in zip(parts[1::2], parts[2::2]):
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
             raise ValueError(f"{path}: query {name!r} is defined twice")
         queries[name] = cast(LiteralString, body.strip())

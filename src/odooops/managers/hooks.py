@@ -75,7 +75,7 @@ class Hooks(Manager):
                 # locked, so no other lane takes it before its retry is recorded
                 async with conn.transaction():
                     status, outcome, run_id = await self._apply(conn, delivery)
-            except Exception as exc:  # noqa: BLE001  (settled below, whatever it was)
+            except Exception as exc:
                 error, final = _failure(delivery["id"], exc)
                 row = await (await conn.execute(Q["retry"], {
                     "id": delivery["id"], "outcome": _storable(error),
@@ -133,7 +133,9 @@ def _elsewhere(event: HookEvent, repo_url: str) -> str:
     several repositories, or a secret used for one it was not made for."""
     named = event.repository or (event.names[0] if event.names else None)
     builds = f"this project builds {shown(repo_url)}"
-    return f"delivery is for repository {shown(named)}, {builds}" if named else f"the delivery names no repository; {builds}"
+    if not named:
+        return f"the delivery names no repository; {builds}"
+    return f"delivery is for repository {shown(named)}, {builds}"
 
 
 def _storable(text: str) -> str:

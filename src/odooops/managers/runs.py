@@ -50,7 +50,8 @@ class Runs(Manager):
             branch = await lookup.branch(conn, project, branch_name) if branch_name else None
             return await (await conn.execute(Q["project_runs"], {
                 "project_id": project["id"], "branch_id": branch and branch["id"], "kind": kind,
-                "status": list(status) if status else None, "since": since, "before": before, "limit": limit})).fetchall()
+                "status": list(status) if status else None, "since": since, "before": before,
+                "limit": limit})).fetchall()
 
     async def rebuild(self, run_id: int) -> dict:
         return await self.row(Q["rebuild"], {"run_id": run_id})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from odooops.db import queries_beside
@@ -33,7 +33,7 @@ class Tokens(Manager):
         if expires_in_days is not None and expires_in_days < 1:
             raise InvalidInput("a token expires after at least one day")
         token = PREFIX + secrets.token_urlsafe(32)
-        expires = datetime.now(timezone.utc) + timedelta(days=expires_in_days) if expires_in_days else None
+        expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
         async with self.tx() as conn:
             user_id = self.actor.user_id if email is None else (await lookup.user(conn, email))["id"]
             if user_id is None:

@@ -157,7 +157,8 @@ class Runner:
             shutil.rmtree(workdir, ignore_errors=True)
             workdir.mkdir(parents=True)
             settings = run["project_settings"] or {}
-            secret_env = await self._retry("reading the secrets", lambda: self.project_secrets.reveal(run["project_id"]),
+            secret_env = await self._retry("reading the secrets",
+                                           lambda: self.project_secrets.reveal(run["project_id"]),
                                            (run_id, attempt))
             env = {**{k: str(v) for k, v in (settings.get("env") or {}).items()}, **secret_env}
             first_seq = await self._retry("reading the log", lambda: self.events.next_seq(run_id), (run_id, attempt))
@@ -204,8 +205,8 @@ class Runner:
         after = 0
         with path.open("w", encoding="utf-8") as f:
             while after < first_seq - 1:
-                rows = await self._retry("reading the log", lambda: self.events.messages(
-                    run_id, after, first_seq, EARLIER_LOG_PAGE), (run_id, attempt))
+                page = functools.partial(self.events.messages, run_id, after, first_seq, EARLIER_LOG_PAGE)
+                rows = await self._retry("reading the log", page, (run_id, attempt))
                 if not rows:
                     break
                 f.writelines(r["message"] + "\n" for r in rows)
