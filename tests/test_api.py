@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 from conftest import owner_conn
-from helpers import as_, envelope, sse
+from helpers import as_, envelope, git, sse
 
 
 def test_healthz_and_openapi(api):
@@ -115,13 +115,15 @@ def test_log_stream_resumes_and_ends_with_the_run(api, tenants, owner_db):
     envelope(httpx.get(f"{api}/api/v1/runs/{run_id}/logs/stream", headers=as_(tenants["eve"])), 404, "not_found")
 
 
-def test_create_org_project_branch_and_stage_rules(api, tenants):
+def test_create_org_project_branch_and_stage_rules(api, tenants, tmp_path):
     alice, bob, eve = (as_(tenants[n]) for n in ("alice", "bob", "eve"))
+    repo = tmp_path / "repo"  # the tenants' repository, in the folder given to acme
+    git(repo, "branch", "dev")
     org = httpx.post(f"{api}/api/v1/orgs", json={"slug": "eves-co", "name": "Eve's"}, headers=eve)
     assert org.status_code == 201 and org.json()["slug"] == "eves-co"
     assert [o["slug"] for o in httpx.get(f"{api}/api/v1/orgs", headers=eve).json()] == ["eves-co", "evil"]
     envelope(httpx.post(f"{api}/api/v1/orgs", json={"slug": "acme"}, headers=eve), 409, "conflict")
-    body = {"org": "acme", "slug": "web", "repo_url": "https://git.example.com/acme/web.git"}
+    body = {"org": "acme", "slug": "web", "repo_url": str(repo)}
     envelope(httpx.post(f"{api}/api/v1/projects", json=body, headers=eve), 404, "not_found")
     envelope(httpx.post(f"{api}/api/v1/projects", json=body, headers=bob), 403, "forbidden")
     created = httpx.post(f"{api}/api/v1/projects", json=body, headers=alice)

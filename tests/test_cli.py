@@ -125,7 +125,9 @@ def test_stage_rules(cli, acme):
 
 
 def test_unreadable_repository_asks_for_a_commit(cli, acme, tmp_path):
-    ok(cli("project", "create", "acme/ghost", "--repo", "https://127.0.0.1:1/missing.git"))
+    fails(cli("project", "create", "acme/ghost", "--repo", "https://127.0.0.1:1/missing.git"),
+          "repository not found or not readable: https://127.0.0.1:1/missing.git")
+    ok(cli("project", "create", "acme/ghost", "--repo", "https://127.0.0.1:1/missing.git", "--no-check"))
     fails(cli("build", "trigger", "acme/ghost", "main"), "cannot read branch 'main'")
 
 

@@ -11,7 +11,7 @@ import time
 
 import httpx
 from conftest import owner_conn
-from helpers import as_, envelope
+from helpers import as_, envelope, git
 
 PAGE = "/p/acme/shop"
 LANE = re.compile(r'<section class="lane" data-lane="(\w+)".*?</section>', re.S)
@@ -245,8 +245,9 @@ def test_a_card_turns_healthy_live_when_a_runner_builds_it(console, settings, te
         assert '<span class="message" title="first">first</span>' in last and '<span class="author">t</span>' in last
 
 
-def test_admins_add_a_branch_by_hand_others_cannot(console):
+def test_admins_add_a_branch_by_hand_others_cannot(console, tmp_path):
     alice, bob, eve = console("alice"), console("bob"), console("eve")
+    git(tmp_path / "repo", "branch", "fix-42")  # pushed to the tenants' repository
     assert "Track another branch" in alice.get("/p/acme/shop").text
     assert "Track another branch" not in bob.get("/p/acme/shop").text
     added = alice.post("/p/acme/shop/branches", data={"csrf_token": alice.csrf, "name": "fix-42", "stage": "staging"})

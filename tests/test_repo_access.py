@@ -166,13 +166,18 @@ def test_stranger_cannot_name_another_tenants_path_with_the_cli(cli, victim, set
 def test_repository_credentials_are_masked_wherever_shown(api, tenants, console):
     alice = as_(tenants["alice"])
     url = "https://alice:t0ps3cret@git.example.com/acme/web.git"
-    made = httpx.post(f"{api}/api/v1/projects", json={"org": "acme", "slug": "web", "repo_url": url}, headers=alice)
+    closed = "https://alice:t0ps3cret@127.0.0.1:1/acme/web.git"  # nothing listens there: git says why at once
+    refused = httpx.post(f"{api}/api/v1/projects", json={"org": "acme", "slug": "web", "repo_url": closed},
+                         headers=alice)
+    assert "alice:********@127.0.0.1:1" in envelope(refused, 422, "invalid_input")
+    made = httpx.post(f"{api}/api/v1/projects", json={"org": "acme", "slug": "web", "repo_url": url, "check": False},
+                      headers=alice)  # git.example.com is nobody's: created without the check
     assert made.status_code == 201, made.text
-    shown = [made.text, httpx.get(f"{api}/api/v1/projects/acme/web", headers=alice).text,
+    shown = [refused.text, made.text, httpx.get(f"{api}/api/v1/projects/acme/web", headers=alice).text,
              httpx.get(f"{api}/api/v1/projects", headers=alice).text, console("alice").get("/").text,
              console("alice").get("/p/acme/web").text]
     assert all("t0ps3cret" not in text for text in shown)
-    assert "alice:********@git.example.com" in shown[0]
+    assert "alice:********@git.example.com" in shown[1]
 
 
 # the runner checks again, and its git reads nothing of the host's

@@ -13,6 +13,8 @@ SLUG = "^[a-z0-9][a-z0-9-]{0,62}$"
 # the database's integer and bigint: a number past them is bad input, not a query that fails
 INT4_MAX, INT8_MAX = 2**31 - 1, 2**63 - 1
 RunId = Annotated[int, Path(ge=1, le=INT8_MAX, description="A run's id.")]
+CHECK = ("Check first, with `git ls-remote` (15 s at most), that the repository can be read and has the branch; "
+         "`false` skips it, for a repository the control plane cannot reach yet.")
 Seq = Annotated[int, Query(ge=0, le=INT4_MAX, description="A log line's seq: the lines after it.")]
 
 
@@ -28,11 +30,13 @@ class ProjectIn(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     default_branch: str = Field("main", min_length=1, max_length=255)
     odoo_version: str = Field("17.0", pattern=r"^[0-9]{1,2}\.[0-9]$")
+    check: bool = Field(True, description=CHECK)
 
 
 class BranchIn(BaseModel):
     name: str = Field(min_length=1, max_length=255)
     stage: Literal["production", "staging", "development"] = "development"
+    check: bool = Field(True, description=CHECK)
 
 
 class StageIn(BaseModel):

@@ -86,15 +86,20 @@ async def list_projects(db: Db, who: Reader, include_archived: bool = False) -> 
 
 @router.post("/projects", status_code=201)
 async def create_project(body: ProjectIn, db: Db, who: Writer) -> dict:
-    """A project and its production branch (the default branch); org admins only."""
+    """A project and its production branch (the default branch); org admins only.
+    Unless `check` is false, the repository must answer `git ls-remote` and
+    have that branch, else 422 saying which."""
     row = await Projects(db, who).create(f"{body.org}/{body.slug}", body.repo_url, name=body.name,
-                                         default_branch=body.default_branch, odoo_version=body.odoo_version)
+                                         default_branch=body.default_branch, odoo_version=body.odoo_version,
+                                         check=body.check)
     return {**row, "settings": masked(row["settings"])}
 
 
 @router.post("/projects/{org}/{project}/branches", status_code=201)
 async def add_branch(org: str, project: str, body: BranchIn, db: Db, who: Writer) -> dict:
-    return await Branches(db, who).add(f"{org}/{project}", body.name, body.stage)
+    """Track a branch of the project's repository; unless `check` is false, the
+    repository must have it (422 otherwise)."""
+    return await Branches(db, who).add(f"{org}/{project}", body.name, body.stage, check=body.check)
 
 
 @router.patch("/projects/{org}/{project}/branches/{branch}")
@@ -141,8 +146,8 @@ async def list_builds(org: str, project: str, db: Db, who: Reader, branch: str |
                       status: Annotated[list[RunStatus] | None, Query()] = None,
                       kind: Annotated[str, Query(pattern="^[a-z][a-z_]{1,30}$")] = "build",
                       since: datetime | None = None,
-                      before: Annotated[int | None, Query(ge=1, le=INT8_MAX,
-                                                          description="Keyset: the last id of the previous page.")] = None,
+                      before: Annotated[int | None, Query(
+                          ge=1, le=INT8_MAX, description="Keyset: the last id of the previous page.")] = None,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
     """A project's builds (or runs of another kind), newest first; filter by
     branch, status (repeatable), kind and creation time."""

@@ -32,6 +32,8 @@ build_app = typer.Typer(help="Start builds.", no_args_is_help=True)
 run_app = typer.Typer(help="Act on runs.", no_args_is_help=True)
 
 Project = Annotated[str, typer.Argument(help="The project, as ORG/PROJECT.")]
+NoCheck = Annotated[bool, typer.Option(
+    "--no-check", help="Do not ask the repository first (git ls-remote, 15 s at most): for one not reachable yet.")]
 
 
 def _read_password(password_stdin: bool) -> str | None:
@@ -124,13 +126,17 @@ def project_create(
     name: Annotated[str | None, typer.Option(help="Display name (default: the slug).")] = None,
     default_branch: Annotated[str, typer.Option(help="The production branch.")] = "main",
     odoo_version: Annotated[str, typer.Option(help="Odoo version the project runs on.")] = "17.0",
+    no_check: NoCheck = False,
 ) -> None:
-    """Create a project; its default branch becomes the production branch."""
+    """Create a project; its default branch becomes the production branch.
+
+    The repository must first answer git ls-remote and have that branch."""
     org, slug = split_project_ref(project)
     created = run(lambda db, actor: Projects(db, actor).create(
-        project, repo, name=name, default_branch=default_branch, odoo_version=odoo_version),
+        project, repo, name=name, default_branch=default_branch, odoo_version=odoo_version, check=not no_check),
         remote=lambda api: api.post("/projects", {"org": org, "slug": slug, "repo_url": repo, "name": name,
-                                                  "default_branch": default_branch, "odoo_version": odoo_version}))
+                                                  "default_branch": default_branch, "odoo_version": odoo_version,
+                                                  "check": not no_check}))
     out.print(f"created project [bold]{project}[/] ({created['id']}) with production branch {default_branch}")
 
 
@@ -219,10 +225,12 @@ def branch_add(
     project: Project,
     name: str,
     stage: Annotated[str, typer.Option(help="production, staging or development.")] = "development",
+    no_check: NoCheck = False,
 ) -> None:
-    """Add a branch to a project."""
-    run(lambda db, actor: Branches(db, actor).add(project, name, stage),
-        remote=lambda api: api.post(f"{project_path(project)}/branches", {"name": name, "stage": stage}))
+    """Add a branch to a project; the repository must first have it (git ls-remote)."""
+    run(lambda db, actor: Branches(db, actor).add(project, name, stage, check=not no_check),
+        remote=lambda api: api.post(f"{project_path(project)}/branches",
+                                    {"name": name, "stage": stage, "check": not no_check}))
     out.print(f"added branch [bold]{name}[/] to {project} as {stage}")
 
 

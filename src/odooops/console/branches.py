@@ -103,7 +103,7 @@ async def add_branch(request: Request, org: str, project: str, who: Seen) -> Res
     status = 422
     if body is not None:
         try:
-            await Branches(request.app.state.db, who.actor).add(ref, body.name, body.stage)
+            await Branches(request.app.state.db, who.actor).add(ref, body.name, body.stage, check=body.check)
         except (Conflict, InvalidInput) as exc:
             errors, status = {"name": exc.message}, exc.status
     if errors:

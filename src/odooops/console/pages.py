@@ -94,7 +94,7 @@ async def create_project(request: Request, who: Seen) -> Response:
         try:
             await Projects(request.app.state.db, who.actor).create(
                 f"{body.org}/{body.slug}", body.repo_url, name=body.name, default_branch=body.default_branch,
-                odoo_version=body.odoo_version)
+                odoo_version=body.odoo_version, check=body.check)
         except OpsError as exc:
             errors = {"form": exc.message}
     if errors:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from odooops import git
 from odooops.db import queries_beside
 from odooops.errors import Forbidden, InvalidInput
 from odooops.managers import Manager, lookup
+from odooops.managers.projects import rehearse, repo_source
 
 Q = queries_beside(__file__)
 STAGES = ("production", "staging", "development")
@@ -15,12 +17,20 @@ def check_stage(stage: str) -> str:
 
 
 class Branches(Manager):
-    async def add(self, project_ref: str, name: str, stage: str = "development") -> dict:
+    async def add(self, project_ref: str, name: str, stage: str = "development", *, check: bool = True) -> dict:
+        """Track a branch of the project's repository. With `check`, git must
+        first find it there (git.check_branches), read under the project's rules."""
         check_stage(stage)
         async with self.tx() as conn:
             project = await lookup.project(conn, project_ref)
-            return await (await conn.execute(
-                Q["insert"], {"project_id": project["id"], "name": name, "stage": stage})).fetchone()
+            params = {"project_id": project["id"], "name": name, "stage": stage}
+            if not check:
+                return await (await conn.execute(Q["insert"], params)).fetchone()
+            source = await repo_source(conn, project["org_id"], project["repo_url"])
+            await rehearse(conn, conn.execute(Q["insert"], params))
+        await git.check_branches(source, [name])
+        async with self.tx() as conn:
+            return await (await conn.execute(Q["insert"], params)).fetchone()
 
     async def list_all(self, project_ref: str, include_archived: bool = False) -> list[dict]:
         async with self.tx() as conn:

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
+import psycopg
 from psycopg.types.json import Jsonb
 
-from odooops import repos
-from odooops.db import Actor, Database, queries_beside
-from odooops.errors import Forbidden, InvalidInput
+from odooops import git, repos
+from odooops.db import Actor, Connection, Database, Row, queries_beside
+from odooops.errors import Forbidden, InvalidInput, OpsError
 from odooops.managers import Manager, lookup, project_secrets
 from odooops.sealing import SecretBox
 
@@ -58,6 +61,23 @@ async def repo_source(conn, org_id: object, repo_url: str, host: repos.Host | No
     return repos.check(repo_url, [r["path"] for r in rows], host)
 
 
+async def rehearse(conn: Connection, write: Awaitable[object]) -> None:
+    """Make `write` and undo it: every rule the database keeps (rights, names,
+    duplicates, stages) says no before a remote is asked, and no transaction
+    stays open while one answers."""
+    async with conn.transaction() as rehearsal:
+        await write
+        raise psycopg.Rollback(rehearsal)
+
+
+async def _insert(conn: Connection, org_id: object, values: dict) -> Row:
+    project = await (await conn.execute(Q["insert"], {"org_id": org_id, **values})).fetchone()
+    if project is None:
+        raise OpsError("the database answered no row where one was due")
+    await conn.execute(Q["insert_production_branch"], {"project_id": project["id"], "name": values["default_branch"]})
+    return project
+
+
 class Projects(Manager):
     """Projects; `box` seals secret settings, and is needed only to set them."""
 
@@ -74,19 +94,22 @@ class Projects(Manager):
         return {**row, "settings": {**row["settings"], "secret_env": {n: project_secrets.MASK for n in found}}}
 
     async def create(self, ref: str, repo_url: str, *, name: str | None = None,
-                     default_branch: str = "main", odoo_version: str = "17.0") -> dict:
+                     default_branch: str = "main", odoo_version: str = "17.0", check: bool = True) -> dict:
         """A project and its production branch, the repository's default branch
-        (as on Odoo.sh), in one transaction."""
+        (as on Odoo.sh), in one transaction. With `check`, git must first read
+        the repository and find that branch in it (git.check_branches)."""
         org_slug, slug = lookup.split_project_ref(ref)
+        values = {"slug": slug, "name": name or slug, "repo_url": repo_url.strip(),
+                  "default_branch": default_branch, "odoo_version": odoo_version}
         async with self.tx() as conn:
             org = await lookup.org(conn, org_slug)
-            await repo_source(conn, org["id"], repo_url)
-            project = await (await conn.execute(Q["insert"], {
-                "org_id": org["id"], "slug": slug, "name": name or slug, "repo_url": repo_url.strip(),
-                "default_branch": default_branch, "odoo_version": odoo_version,
-            })).fetchone()
-            await conn.execute(Q["insert_production_branch"], {"project_id": project["id"], "name": default_branch})
-            return shown(project)
+            source = await repo_source(conn, org["id"], repo_url)
+            if not check:
+                return shown(await _insert(conn, org["id"], values))
+            await rehearse(conn, _insert(conn, org["id"], values))
+        await git.check_branches(source, [default_branch])
+        async with self.tx() as conn:
+            return shown(await _insert(conn, org["id"], values))
 
     async def get(self, ref: str) -> dict:
         async with self.tx() as conn:
@@ -141,7 +164,8 @@ class Projects(Manager):
             if "env" in settings:
                 settings["env"] = {**row["settings"].get("env", {}), **settings["env"]}
             if settings:
-                row = await (await conn.execute(Q["merge_settings"], {"id": row["id"], "values": Jsonb(settings)})).fetchone()
+                merge = {"id": row["id"], "values": Jsonb(settings)}
+                row = await (await conn.execute(Q["merge_settings"], merge)).fetchone()
             if secrets and self.box:  # a box there is, or it raised above
                 await project_secrets.put(conn, self.box, row["id"], secrets)
             return shown(await self._with_secrets(conn, row))
