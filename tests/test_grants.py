@@ -61,13 +61,18 @@ AUTHENTICATED = {
     "ops.drop_project_secrets(uuid,text[])": "project admins",
 }
 
-# Steps of the control plane before it knows the caller: service_role only.
+# Steps of the control plane before it knows the caller, and its password steps: service_role only.
 CONTROL_PLANE_ONLY = [
     "login_begin('alice@acme.test', '10.0.0.1')",
     "login_succeeded(1, %(alice)s, 'x', 'x', 'x')",
     "session_actor('x')",
     "token_actor('x')",
     "ingest_token_project('x')",
+    # a new password, and the one-time links that set one
+    "set_password(%(alice)s, 'x')",
+    "start_password_reset(%(alice)s, 'x', 60)",
+    "password_reset_user('x')",
+    "finish_password_reset('x', 'x')",
 ]
 
 

@@ -34,7 +34,7 @@ ACME_ROWS = {
 # Tables that hold no tenant data; any signed-in user may read them.
 SHARED = {"workers", "run_transitions"}
 # Tables no user may read or write: only the control plane and its functions.
-PRIVATE = {"login_failures", "hook_effects", "project_secrets"}
+PRIVATE = {"login_failures", "hook_effects", "project_secrets", "password_resets"}
 
 # A change a stranger might try on Acme's rows, per table.
 UPDATES = {
@@ -78,6 +78,8 @@ INSERTS = {
                        "select 'github', id, project_id, 'forged', 'push', '{}', '' from ops.hooks",
     "hook_effects": "delete from ops.hook_effects",
     "project_secrets": "insert into ops.project_secrets (project_id, name, unsealed) values (%(shop)s, 'X', 'x')",
+    "password_resets": "insert into ops.password_resets (user_id, token_hash, expires_at)"
+                       " values (%(alice)s, 'known', now() + interval '1 day')",
     "ingest_tokens": "insert into ops.ingest_tokens (project_id, name, token_hash) values (%(shop)s, 'x', 'stolen')",
     "metrics": "insert into ops.metrics (project_id, ts, metric, value) values (%(shop)s, now(), 'x', 1)",
     "metrics_minutely": "insert into ops.metrics_minutely values (%(shop)s, 'x', now(), %(main)s, 1, 1, 1, 1)",

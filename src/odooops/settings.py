@@ -151,3 +151,12 @@ def _choice(env, name: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         raise InvalidInput(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
     return raw
+
+
+def public_url(settings: Settings) -> str:
+    """Where people reach the console, for the links the CLI prints: the
+    configured public URL once there is one, else the address `serve` listens on."""
+    configured = getattr(settings, "public_url", None)  # ODOOOPS_PUBLIC_URL, where this version has it
+    if configured:
+        return str(configured).rstrip("/")
+    return f"http://{settings.host}:{settings.port}"

@@ -14,6 +14,7 @@ from odooops import repos
 from odooops.cli.context import ago, err, out, run, status, table
 from odooops.cli.context import settings as cli_settings
 from odooops.cli.remote import project_path
+from odooops.cli.users import PasswordStdin, read_password
 from odooops.errors import InvalidInput
 from odooops.managers.branches import Branches
 from odooops.managers.lookup import split_project_ref
@@ -36,23 +37,19 @@ NoCheck = Annotated[bool, typer.Option(
     "--no-check", help="Do not ask the repository first (git ls-remote, 15 s at most): for one not reachable yet.")]
 
 
-def _read_password(password_stdin: bool) -> str | None:
-    if password_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    if sys.stdin.isatty():
-        return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    return None
-
-
 @user_app.command("create")
 def user_create(
     email: str,
     name: Annotated[str, typer.Option(help="Display name.")] = "",
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
-    no_password: Annotated[bool, typer.Option("--no-password", help="Create the user without a password.")] = False,
+    password_stdin: PasswordStdin = False,
+    no_password: Annotated[bool, typer.Option(
+        "--no-password", help="Create the user without a password (set-password or reset-link give one).")] = False,
 ) -> None:
-    """Create a user (asks for a password on a terminal)."""
-    password = None if no_password else _read_password(password_stdin)
+    """Create a user (asks for a password on a terminal, else reads standard input).
+
+    An empty password creates nothing: --no-password makes an account without one."""
+    password = None if no_password else read_password(
+        password_stdin, "pipe it in as the first line, or give --no-password for an account without one")
     user = run(lambda db, actor: Users(db, actor).create(email, name, password))
     out.print(f"created user [bold]{user['email']}[/] ({user['id']})")
 

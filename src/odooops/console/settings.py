@@ -1,26 +1,33 @@
-"""The settings pages: your account, your API tokens and the members of your
-orgs here; a project's webhook and ingest tokens in project_settings. Each
-form calls the manager its /api/v1 twin calls, with the same model."""
+"""The settings pages: your account and password, your API tokens and the
+members of your orgs here; a project's webhook and ingest tokens in
+project_settings; the page a password reset link opens in reset. Each form
+calls the manager its /api/v1 twin calls, with the same model."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, Field
 
-from odooops.console import forms, project_settings
+from odooops.console import forms, project_settings, reset
 from odooops.console.render import page
 from odooops.console.session import Seen, Visitor
-from odooops.errors import InvalidInput, OpsError
+from odooops.db import Actor
+from odooops.errors import BadCredentials, InvalidInput, OpsError
 from odooops.managers.orgs import ROLES, Orgs
+from odooops.managers.passwords import Passwords
 from odooops.managers.tokens import Tokens
+from odooops.managers.users import MIN_PASSWORD
 from odooops.models import MemberIn, RoleIn, TokenIn
+from odooops.web import client_address
 
 router = APIRouter(include_in_schema=False)
 router.include_router(project_settings.router)
+router.include_router(reset.router)
 # the scope choices of the form: `write` implies `read`, as the API says
 SCOPE_CHOICES = {"read": ["read"], "write": ["read", "write"]}
 
@@ -46,12 +53,43 @@ async def _settings_page(request: Request, who: Visitor, status: int = 200, **co
     context.setdefault("form", {})
     context.setdefault("errors", {})
     return page(request, "settings.html", status=status, tokens=tokens, teams=await _teams(request, who),
-                manageable=manageable, grantable=grantable, now=datetime.now(timezone.utc), **context)
+                manageable=manageable, grantable=grantable, now=datetime.now(UTC), **context)
 
 
 @router.get("/settings")
 async def settings(request: Request, who: Seen) -> Response:
     return await _settings_page(request, who)
+
+
+class PasswordIn(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=MIN_PASSWORD, max_length=1024)
+
+
+def _password_errors(values: dict[str, str]) -> tuple[PasswordIn | None, dict[str, str]]:
+    body, errors = forms.read(PasswordIn, values)
+    if body is not None and values.get("new_password_again") != body.new_password:
+        return None, {"new_password_again": "the two new passwords differ"}
+    return body, errors
+
+
+@router.post("/settings/password")
+async def change_password(request: Request, who: Seen) -> Response:
+    """A new password for the visitor: their other sessions end, this one stays."""
+    body, errors = _password_errors(await forms.fields(request))
+    if body is None:
+        return await _settings_page(request, who, status=422, password_errors=errors)
+    try:
+        await Passwords(request.app.state.db, Actor.service()).change(
+            who.user["email"], body.current_password, body.new_password, request.state.session["id"],
+            client_address(request))
+    except BadCredentials as exc:
+        return await _settings_page(request, who, status=422, password_errors={"current_password": exc.message})
+    except OpsError as exc:
+        refused = await _settings_page(request, who, status=exc.status, password_errors={"form": exc.message})
+        refused.headers.update(exc.headers)
+        return refused
+    return await _settings_page(request, who, password_changed=True)
 
 
 @router.post("/settings/tokens")
