@@ -16,9 +16,11 @@ PLAIN = {"string_pattern_mismatch": "use lowercase letters, digits and dashes, s
 
 
 async def fields(request: Request) -> dict[str, str]:
-    """The form's fields, stripped, without the CSRF token."""
+    """The form's fields without the CSRF token, stripped but for passwords,
+    which are what was typed: the same as the CLI and the API take them."""
     form = await request.form()
-    return {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    return {k: v if "password" in k else v.strip()
+            for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
 def read(model: type[M], values: dict[str, str]) -> tuple[M | None, dict[str, str]]:
