@@ -59,7 +59,7 @@ def test_happy_path(cli, acme, owner_db):
     head = git(acme, "rev-parse", "main")
     assert head[:10] in out
     listed = ok(cli("builds", "acme/shop"))
-    assert head[:10] in listed and "queued" in listed
+    assert head[:10] in listed and "Queued" in listed  # the console's word (odooops.managers.vocabulary)
     projects = ok(cli("projects"))
     assert "acme/shop" in projects
     branches = ok(cli("branch", "list", "acme/shop"))
@@ -105,9 +105,8 @@ def test_password_is_hashed_with_argon2(cli, acme, owner_db):
     (["branch", "list", "acme/nope"], "no project 'acme/nope'"),
     (["build", "trigger", "acme/shop", "nope"], "project has no branch 'nope'"),
     (["build", "trigger", "acme/shop", "main", "--commit", "xyz"], "a commit is 7 to 64 hexadecimal characters"),
-    (["member", "add", "acme", "nobody@acme.test"], "no user with email nobody@acme.test"),
     (["member", "add", "acme", "eve@evil.test", "--role", "king"], "a role is one of"),
-    (["member", "add", "acme", "bob@acme.test"], "already a member of the org"),
+    (["member", "add", "acme", "bob@acme.test"], "bob@acme.test is already a member"),
     (["logs", "999"], "run 999 not found"),
     (["run", "cancel", "999"], "run 999 not found"),
 ])

@@ -103,7 +103,7 @@ def test_owner_sees_builds_with_badges_and_buttons(console, api, tenants, settin
     assert form(page.text, "/p/acme/shop/build") == {"csrf_token": alice.csrf, "branch": "feature", "next": PAGE}
 
     queued = row(page.text, waiting)
-    assert 'data-status="queued"' in queued and ">Building</span>" in queued
+    assert 'data-status="queued"' in queued and ">Queued</span>" in queued
     assert f'aria-label="Cancel build {waiting}">Cancel</button>' in queued
     assert "Rebuild" not in queued and "Authorize" not in queued
     assert f'href="/runs/{waiting}"' in queued and sha(2)[:8] in queued and ">api<" in queued
@@ -127,7 +127,7 @@ def test_the_table_stops_refreshing_when_every_build_is_done(console, api, tenan
     finish(settings, done)
     page = alice.get(PAGE)
     assert 'data-live="off"' in page.text and "every 2s" not in page.text
-    assert ">Healthy</span>" in row(page.text, done) and 'data-result="ok"' in row(page.text, done)
+    assert ">Succeeded</span>" in row(page.text, done) and 'data-result="ok"' in row(page.text, done)
 
 
 def test_viewer_sees_builds_but_no_buttons_and_is_refused(console, api, tenants, settings, app_db):

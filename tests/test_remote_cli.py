@@ -39,7 +39,7 @@ def test_login_use_and_logout(api, tenants, cli, settings):
     rebuilt = remote("run", "rebuild", run_id)
     assert rebuilt.returncode == 0 and "queued" in rebuilt.stdout, rebuilt.stderr
     followed = remote("logs", "-f", run_id)
-    assert followed.returncode == 0 and "canceled" in followed.stderr, followed.stderr
+    assert followed.returncode == 0 and "Canceled" in followed.stderr, followed.stderr
     assert "shop" in remote("project", "show", "acme/shop").stdout
     # what the developer may not do, the server refuses, and the CLI says why
     refused = remote("hook", "create", "acme/shop")

@@ -19,6 +19,7 @@ from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects, masked
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
+from odooops.managers.vocabulary import labelled
 from odooops.models import (
     INT4_MAX,
     INT8_MAX,
@@ -150,8 +151,10 @@ async def list_builds(org: str, project: str, db: Db, who: Reader, branch: str |
                           ge=1, le=INT8_MAX, description="Keyset: the last id of the previous page.")] = None,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
     """A project's builds (or runs of another kind), newest first; filter by
-    branch, status (repeatable), kind and creation time."""
-    return await Runs(db, who).builds(f"{org}/{project}", branch, before, limit, kind=kind, status=status, since=since)
+    branch, status (repeatable), kind and creation time. `status_label` is
+    the word the console and the CLI show for `status`."""
+    rows = await Runs(db, who).builds(f"{org}/{project}", branch, before, limit, kind=kind, status=status, since=since)
+    return [labelled(r) for r in rows]
 
 
 @router.post("/projects/{org}/{project}/branches/{branch}/builds", status_code=201)
@@ -163,10 +166,10 @@ async def trigger_build(org: str, project: str, branch: str, db: Db, who: Writer
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: RunId, db: Db, who: Reader) -> dict:
-    """A run, with its phases and their timings."""
+    """A run, with its phases and their timings (`status_label`: the word shown for its status)."""
     runs = Runs(db, who)
     run = await runs.get(run_id)
-    return {**run, "phases": await runs.phases(run_id)}
+    return {**labelled(run), "phases": await runs.phases(run_id)}
 
 
 @router.post("/runs/{run_id}/rebuild", status_code=201)

@@ -109,11 +109,14 @@ def member_add(
     role: Annotated[str, typer.Option(help="owner, admin, developer or viewer.")] = "developer",
     project: Annotated[str | None, typer.Option(help="Add to this project of the org only (its slug).")] = None,
 ) -> None:
-    """Add a user to an org, or to one project of it."""
+    """Add someone to an org, or to one project of it, by email. An address
+    with no account gets one without a password, as in the API and console."""
     run(lambda db, actor: Orgs(db, actor).add_member(org, email, role, project),
         remote=None if project else lambda api: api.post(f"/orgs/{org}/members", {"email": email, "role": role}))
     where = f"{org}/{project}" if project else org
     out.print(f"{email} is now {role} of {where}")
+    out.print(f"without a password yet, they sign in through a link the operator gives them: "
+              f"[bold]odooops user reset-link {email}[/]")
 
 
 @project_app.command("create")

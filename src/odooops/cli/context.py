@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from rich.console import Console
@@ -15,6 +15,7 @@ from odooops import runtime
 from odooops.db import Actor, Database
 from odooops.errors import InvalidInput, OpsError
 from odooops.managers import lookup
+from odooops.managers.vocabulary import status_label
 from odooops.settings import Settings
 
 T = TypeVar("T")
@@ -74,22 +75,19 @@ def table(columns: list[str], rows: list[list[object]], title: str | None = None
     out.print(t)
 
 
-STATUS_STYLE = {
-    "succeeded": "green", "failed": "red", "canceled": "dim", "superseded": "dim",
-    "running": "cyan", "claimed": "cyan", "queued": "yellow", "awaiting_authorization": "magenta",
-}
+TONE_STYLE = {"ok": "green", "bad": "red", "off": "dim", "busy": "cyan", "wait": "magenta", "none": "white"}
 
 
 def status(value: str | None) -> str:
-    if not value:
-        return "-"
-    return f"[{STATUS_STYLE.get(value, 'white')}]{value}[/]"
+    """A run's status in the managers' vocabulary, as the console shows it."""
+    label = status_label(value)
+    return f"[{TONE_STYLE[label.tone]}]{label.icon} {label.word}[/]"
 
 
 def ago(ts: datetime | None) -> str:
     if ts is None:
         return "-"
-    seconds = int((datetime.now(timezone.utc) - ts).total_seconds())
+    seconds = int((datetime.now(UTC) - ts).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit} ago"

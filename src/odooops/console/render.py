@@ -9,26 +9,15 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
+from odooops.managers.vocabulary import status_label
+
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
-# what a run's status means to someone looking at a branch or project
-BADGES = {
-    "succeeded": ("Healthy", "ok"),
-    "failed": ("Failed", "bad"),
-    "canceled": ("Canceled", "off"),
-    "superseded": ("Superseded", "off"),
-    "queued": ("Building", "busy"),
-    "claimed": ("Building", "busy"),
-    "running": ("Building", "busy"),
-    "awaiting_authorization": ("Needs approval", "wait"),
-}
-NO_BUILDS = ("No builds", "none")
-
-
-def badge(status: str | None) -> tuple[str, str]:
-    """A status's label and colour class."""
-    return BADGES.get(status, NO_BUILDS) if status else NO_BUILDS
+def badge(status: str | None) -> tuple[str, str, str]:
+    """A status's word, icon and colour class: the managers' vocabulary, which the CLI speaks too."""
+    label = status_label(status)
+    return label.word, label.icon, label.tone
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:

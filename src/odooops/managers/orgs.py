@@ -40,14 +40,18 @@ class Orgs(Manager):
         return await self.all(Q["mine"])
 
     async def add_member(self, org_slug: str, email: str, role: str, project_slug: str | None = None) -> dict:
-        """Add a user to an org, or to one of its projects when a project is named."""
+        """Add whoever owns `email` to an org (see invite: the API, the console
+        and the CLI alike), or to one of its projects when a project is named.
+        An address with no account gets one without a password either way; its
+        owner signs in once given one (odooops user reset-link EMAIL)."""
+        if project_slug is None:
+            return await self.invite(org_slug, email, role)
         check_role(role)
         async with self.tx() as conn:
-            org = await lookup.org(conn, org_slug)
-            user = await lookup.user(conn, email)
-            if project_slug is None:
-                params = {"org_id": org["id"], "user_id": user["id"], "role": role}
-                return await (await conn.execute(Q["add_member"], params)).fetchone()
+            await lookup.org(conn, org_slug)  # no such org: NotFound before any account is made
+            if self.actor.role == "service_role":  # the operator; users reach ops.users through invite only
+                await conn.execute(Q["ensure_user"], {"email": email.strip()})
+            user = await lookup.user(conn, email.strip())
             project = await lookup.project(conn, f"{org_slug}/{project_slug}")
             params = {"project_id": project["id"], "user_id": user["id"], "role": role}
             return await (await conn.execute(Q["add_project_member"], params)).fetchone()

@@ -16,6 +16,11 @@ returning *;
 insert into ops.project_members (project_id, user_id, role) values (%(project_id)s, %(user_id)s, %(role)s)
 returning *;
 
+-- name: ensure_user
+-- an account without a password for an address that has none, as ops.add_org_member makes
+insert into ops.users (email, name) values (%(email)s, split_part(%(email)s, '@', 1))
+on conflict ((lower(email))) do nothing;
+
 -- name: invite
 select * from ops.add_org_member(%(org_id)s, %(email)s, %(role)s);
 
