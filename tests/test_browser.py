@@ -89,6 +89,7 @@ def test_new_user_sets_up_creates_a_project_builds_and_watches_it_live(control_p
     page.get_by_label("Git repository").fill(str(repo))
     page.get_by_role("button", name="Create project").click()
     expect(page).to_have_url(f"{base}/p/ada/shop")
+    expect(page.locator("#flash")).to_contain_text("Project ada/shop created")
     card = page.locator('[data-lane="production"] [data-branch="main"]')
     expect(card).to_be_visible()
     look(page, shoot, "lanes-new-project")
@@ -138,17 +139,26 @@ def test_cancel_a_running_build(api, people, runner, page, shoot, settings):
     look(page, shoot, "builds")
 
 
-def test_drag_to_staging_and_a_refused_drag_says_why(api, people, page, shoot):
+def test_drag_only_to_a_lane_the_stage_rules_allow(api, people, page, shoot):
     sign_in(page, api, "alice@acme.test")
     page.goto(f"{api}/p/acme/shop")
     card = '[data-branch="feature"]'
     expect(page.locator(f'[data-lane="development"] {card}')).to_be_visible()
+    expect(page.locator('[data-branch="main"]')).not_to_have_attribute("draggable", "true")  # production: never
     look(page, shoot, "lanes")
 
-    page.drag_and_drop(card, '[data-lane="production"]')
-    expect(page.locator("#flash")).to_contain_text("production")
+    posted = []
+    page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+    page.hover(card)
+    page.mouse.down()
+    page.hover('[data-lane="production"]')
+    page.hover('[data-lane="production"] h2')
+    expect(page.locator('[data-lane="staging"]')).to_have_class(re.compile(r"\btakes\b"))  # says it takes the card
+    expect(page.locator('[data-lane="production"]')).not_to_have_class(re.compile(r"\btakes\b"))
+    shoot(page, "lanes-dragging")
+    page.mouse.up()
     expect(page.locator(f'[data-lane="development"] {card}')).to_be_visible()
-    shoot(page, "lanes-refused-drag")
+    assert posted == []  # a lane that does not take the card asks nothing of the server
 
     page.drag_and_drop(card, '[data-lane="staging"]')
     expect(page.locator(f'[data-lane="staging"] {card}')).to_be_visible()
@@ -202,14 +212,14 @@ def test_pages_work_without_javascript(api, people, browser, shoot):
         sign_in(page, api, "alice@acme.test")
         page.goto(f"{api}/p/acme/shop")
         card = page.locator('[data-branch="feature"]')
-        card.get_by_label("Move to").select_option("production")
-        card.get_by_role("button", name="Move").click()
-        expect(page.get_by_role("alert")).to_contain_text("production")  # the refusal, in words
+        expect(card.get_by_label("Move to").locator("option")).to_have_text(["Staging"])  # what the rules allow
+        expect(page.locator('[data-branch="main"]')).to_contain_text("Production changes by merge")
         page.locator('[data-branch="feature"]').get_by_label("Move to").select_option("staging")
         page.locator('[data-branch="feature"]').get_by_role("button", name="Move").click()
         expect(page.locator('[data-lane="staging"] [data-branch="feature"]')).to_be_visible()
         page.locator('[data-branch="feature"]').get_by_role("button", name="Build now").click()
         page.wait_for_url(re.compile(r"/runs/\d+$"))
+        expect(page.get_by_role("status").filter(has_text="of feature is queued")).to_be_visible()  # said once
         expect(page.locator("#log-status")).to_contain_text("Queued")  # no runner here
         page.get_by_role("button", name="Cancel").click()
         expect(page.locator("#log-status")).to_contain_text("Canceled")

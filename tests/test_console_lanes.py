@@ -37,6 +37,11 @@ def alert(page: str) -> str:
     return html.unescape(found.group(1)).strip()
 
 
+def options(card_html: str) -> list[str]:
+    """The stages a card's "Move to" list offers."""
+    return re.findall(r'<option value="(\w+)"', card_html)
+
+
 def move(client: httpx.Client, branch: str, stage: str, headers: dict | None = None) -> httpx.Response:
     return client.post(f"{PAGE}/stage", data={"csrf_token": client.csrf, "branch": branch, "stage": stage},
                        headers=headers)
@@ -90,7 +95,11 @@ def test_owner_sees_cards_in_their_lanes_with_badges(console, api, tenants):
     assert 'data-status="none"' in feature and "Not built yet" in feature and "0 builds" in feature
     assert 'href="/p/acme/shop/b/feature"' in feature and 'draggable="true"' in feature
     assert "Build now" in feature and "Move to" in feature
-    assert '<option value="staging">Staging</option><option value="production">Production</option>' in feature
+    assert options(feature) == ["staging"]  # development reaches production through staging only
+    assert 'data-moves="staging"' in feature
+    main = card(page.text, "main")  # production is never moved: its card says how it changes instead
+    assert "Move to" not in main and "<select" not in main and 'draggable="true"' not in main
+    assert "Production changes by merge" in main and 'data-moves=""' in main
 
     run = httpx.post(f"{api}/api/v1/projects/acme/shop/branches/feature/builds", headers=as_(tenants["alice"])).json()
     feature = card(alice.get(PAGE).text, "feature")
@@ -108,6 +117,14 @@ def test_move_without_javascript_goes_back_to_the_lanes(console, api, tenants):
     assert lanes_of(page.text)["feature"] == "staging"
     assert "feature is now in Staging." in page.text
     assert stages(api, tenants["alice"])["feature"] == "staging"  # the API tells the same
+
+
+def test_a_staging_card_offers_development_and_not_the_taken_production(console):
+    alice = console("alice")
+    assert move(alice, "feature", "staging").status_code == 303
+    staging = card(alice.get(PAGE).text, "feature")
+    assert options(staging) == ["development"]  # the project has its production branch already
+    assert 'data-moves="development"' in staging
 
 
 def test_move_with_htmx_answers_the_lanes(console, api, tenants):
@@ -160,6 +177,30 @@ def test_build_now_queues_a_run_and_shows_it(console, api, tenants):
     assert 'data-status="queued"' in card(by_htmx.text, "main")
 
 
+def flashed(page: str) -> str | None:
+    """What the page's status line says after a plain form, if anything."""
+    found = re.search(r'<div id="flash" role="status" aria-live="polite"><p class="notice ok" data-flash>(.*?)</p>',
+                      page, re.S)
+    return found and found[1]
+
+
+def test_a_plain_build_now_says_so_once_on_the_next_page(console, api, tenants):
+    alice = console("alice")
+    started = alice.post(f"{PAGE}/build", data={"csrf_token": alice.csrf, "branch": "feature",
+                                                "next": f"{PAGE}/b/feature"})
+    assert started.status_code == 303 and started.headers["location"] == f"{PAGE}/b/feature"
+    run_id = builds(api, tenants["alice"])[0]["id"]
+    said = flashed(alice.get(started.headers["location"]).text)
+    assert said and f"Build #{run_id} of feature is queued." in said and f'href="/runs/{run_id}"' in said
+    assert flashed(alice.get(started.headers["location"]).text) is None  # said once
+    to_log = alice.post(f"{PAGE}/build", data={"csrf_token": alice.csrf, "branch": "main"})
+    said = flashed(alice.get(to_log.headers["location"]).text)  # on the log page itself: no link to it
+    assert said and "of main is queued." in said and "href=" not in said
+    # only the server says things there: a cookie it did not sign says nothing
+    alice.cookies.set("odooops_flash", "eyJtZXNzYWdlIjogIllvdSB3b24hIiwgInVudGlsIjogOTk5OTk5OTk5OX0.forged")
+    assert flashed(alice.get(PAGE).text) is None
+
+
 def test_posts_need_the_csrf_token(console, api, tenants):
     alice = console("alice")
     assert alice.post(f"{PAGE}/stage", data={"branch": "feature", "stage": "staging"}).status_code == 403
@@ -173,7 +214,8 @@ def test_viewer_sees_the_lanes_but_no_controls_and_is_refused(console, api, tena
     assert page.status_code == 200
     assert lanes_of(page.text) == {"main": "production", "feature": "development"}
     assert "Build now" not in page.text and "Move to" not in page.text and 'draggable="true"' not in page.text
-    assert 'href="/p/acme/shop/settings"' not in page.text and 'id="drag-hint"' not in page.text
+    assert 'id="drag-hint"' not in page.text and "Production changes by merge" not in page.text
+    assert 'data-moves=""' in card(page.text, "feature") and 'data-moves=""' in card(page.text, "main")
 
     refused = move(bob, "feature", "staging")
     assert refused.status_code == 403 and "<h1>Not allowed</h1>" in refused.text

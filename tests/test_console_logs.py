@@ -70,7 +70,8 @@ def test_page_shows_phases_with_durations_and_a_link_to_every_line(console, fail
     page = console("alice").get(f"/runs/{failed_build}")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
-    assert 'href="/p/acme/shop/b/feature">feature</a>' in html and f"build #{failed_build}" in html
+    assert 'href="/p/acme/shop/b/feature">feature</a>' in html
+    assert f'href="/runs/{failed_build}" aria-current="page">Build #{failed_build}</a>' in html  # the crumbs
     assert 'id="log-status"' in html and 'data-status="failed"' in html
     sections = re.findall(r'<details open class="phase" data-phase="([^"]*)">\s*<summary>(.*?)</summary>', html, re.S)
     assert [name for name, _ in sections] == ["", "checkout", "test", ""]

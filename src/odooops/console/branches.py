@@ -15,12 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from markupsafe import Markup
 
-from odooops.console import forms
+from odooops.console import flash, forms
 from odooops.console.render import error_page, page, templates
 from odooops.console.rights import is_admin, is_htmx, may_operate
 from odooops.console.session import Seen, Visitor, safe_next
+from odooops.console.shell import shell
 from odooops.errors import Conflict, InvalidInput, OpsError
-from odooops.managers.branches import STAGES, Branches
+from odooops.managers.branches import STAGES, Branches, stage_moves
 from odooops.managers.projects import Projects
 from odooops.managers.runs import Runs
 from odooops.models import BranchIn
@@ -28,9 +29,6 @@ from odooops.models import BranchIn
 router = APIRouter(include_in_schema=False)
 
 TITLES = {"production": "Production", "staging": "Staging", "development": "Development"}
-# where a card may go, the likeliest first; the database decides what is allowed
-MOVES = {"development": ("staging", "production"), "staging": ("production", "development"),
-         "production": ("staging", "development")}
 LIVE_TICK_SECONDS = 1.0
 LIVE_MAX_SECONDS = 300  # then the browser reconnects, and the session is checked again
 
@@ -40,7 +38,7 @@ def lanes_html(who: Visitor, ref: str, project: dict, rows: list[dict]) -> Marku
     lanes = [(stage, TITLES[stage], [b for b in rows if b["stage"] == stage]) for stage in STAGES]
     return Markup(templates.get_template("_lanes.html").render(
         visitor=who, base=f"/p/{ref}", lanes=lanes, role=project["my_role"], may_move=is_admin(project["my_role"]),
-        may_build=may_operate, moves=MOVES, titles=TITLES))
+        may_build=may_operate, moves=stage_moves(rows, project["my_role"]), titles=TITLES))
 
 
 def signature(rows: list[dict]) -> str:
@@ -60,6 +58,7 @@ async def _page(request: Request, who: Visitor, ref: str, status: int = 200, ref
     project, rows = await _seen(request, who, ref)
     moved_to = next((TITLES[b["stage"]] for b in rows if b["name"] == moved), None) if moved else None
     return page(request, "branches.html", status=status, project=project, ref=ref,
+                shell=shell(ref, project, "branches"),
                 lanes=lanes_html(who, ref, project, rows), since=signature(rows), is_admin=is_admin(project["my_role"]),
                 refused=refused, moved=moved, moved_to=moved_to)
 
@@ -106,7 +105,7 @@ async def add_branch(request: Request, org: str, project: str, who: Seen) -> Res
             await Branches(request.app.state.db, who.actor).add(ref, body.name, body.stage, check=body.check)
         except (Conflict, InvalidInput) as exc:
             errors, status = {"name": exc.message}, exc.status
-    if errors:
+    if errors or body is None:
         return await _page(request, who, ref, status=status, refused="; ".join(errors.values()))
     return RedirectResponse(f"/p/{ref}?moved={quote(body.name, safe='')}", status_code=303)
 
@@ -117,9 +116,13 @@ async def build_now(request: Request, org: str, project: str, who: Seen) -> Resp
     values = await forms.fields(request)
     branch = values.get("branch", "")
     run = await Runs(request.app.state.db, who.actor).trigger_build(ref, branch, None, "manual")
+    said = f"Build #{run['id']} of {branch} is queued."
     if is_htmx(request):
-        return await _fragment(request, who, ref, f"Build #{run['id']} of {branch} is queued.")
-    return RedirectResponse(safe_next(values.get("next") or f"/runs/{run['id']}"), status_code=303)
+        return await _fragment(request, who, ref, said)
+    back = safe_next(values.get("next") or f"/runs/{run['id']}")
+    log = f"/runs/{run['id']}"
+    return flash.tell(request, RedirectResponse(back, status_code=303), said, href="" if back == log else log,
+                      link="Open its log")
 
 
 @router.get("/p/{org}/{project}/live", response_class=StreamingResponse)

@@ -10,10 +10,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from odooops.console import forms
+from odooops.console import flash, forms
 from odooops.console.render import page
 from odooops.console.rights import is_admin, is_htmx, may_operate
 from odooops.console.session import Seen, Visitor, safe_next
+from odooops.console.shell import shell
 from odooops.errors import NotFound
 from odooops.managers.branches import Branches
 from odooops.managers.projects import Projects
@@ -40,11 +41,14 @@ async def frame(request: Request, who: Visitor, ref: str, branch_name: str) -> d
     """What every part of the page needs: project, branch, the caller's rights."""
     db = request.app.state.db
     project = await Projects(db, who.actor).seen(ref)
-    found = [b for b in await Branches(db, who.actor).list_all(ref, include_archived=True) if b["name"] == branch_name]
+    every = await Branches(db, who.actor).list_all(ref, include_archived=True)
+    found = [b for b in every if b["name"] == branch_name]
     if not found:
         raise NotFound(f"project has no branch {branch_name!r}")
+    base = branch_url(ref, branch_name)
     return {"project": project, "ref": ref, "branch": found[0], "can": allowed(project["my_role"], found[0]),
-            "base": branch_url(ref, branch_name)}
+            "base": base, "shell": shell(ref, project, "builds", ((branch_name, base),)),
+            "branches": [b for b in every if b["archived_at"] is None or b["name"] == branch_name]}
 
 
 async def table(request: Request, who: Visitor, ref: str, branch_name: str, before: int | None) -> dict:
@@ -116,7 +120,9 @@ async def rebuild(request: Request, who: Seen, run_id: RunId) -> Response:
     place, values = await placed(request, who, run_id)
     new = await Runs(request.app.state.db, who.actor).rebuild(run_id)
     if not is_htmx(request):
-        return RedirectResponse(safe_next(values.get("next") or f"/runs/{new['id']}"), status_code=303)
+        said = f"Build #{new['id']} is queued: the same commit again."
+        return flash.tell(request, RedirectResponse(safe_next(values.get("next") or f"/runs/{new['id']}"),
+                                                    status_code=303), said)
     view = await table(request, who, place["project_ref"], place["branch"], None)
     answer = page(request, "builds_table.html", queued=new, **view)
     answer.headers["HX-Push-Url"] = view["base"]  # the first page is what it now shows

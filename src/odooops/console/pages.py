@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from odooops.console import forms
+from odooops.console import flash, forms
 from odooops.console.render import page
-from odooops.console.rights import is_admin
 from odooops.console.session import Seen, safe_next
 from odooops.db import Actor
 from odooops.errors import OpsError, Unauthenticated
@@ -73,7 +72,7 @@ async def _projects_page(request: Request, who, status: int = 200, q: str = "", 
     db = request.app.state.db
     q = q.strip()[:100]
     projects, total = await Projects(db, who.actor).page(q, PER_PAGE, (number - 1) * PER_PAGE)
-    orgs = [o for o in await Orgs(db, who.actor).mine() if is_admin(o["role"])]
+    orgs = await Orgs(db, who.actor).administered()  # the visitor's own org first: the form preselects it
     pages = max(1, -(-total // PER_PAGE))
     return page(request, "projects.html", status=status, projects=projects, orgs=orgs, q=q, total=total,
                 number=number, pages=pages, first=(number - 1) * PER_PAGE + 1,
@@ -97,6 +96,9 @@ async def create_project(request: Request, who: Seen) -> Response:
                 odoo_version=body.odoo_version, check=body.check)
         except OpsError as exc:
             errors = {"form": exc.message}
-    if errors:
+    if errors or body is None:
         return await _projects_page(request, who, status=422, values=values, errors=errors)
-    return RedirectResponse(f"/p/{body.org}/{body.slug}", status_code=303)
+    ref = f"{body.org}/{body.slug}"
+    return flash.tell(request, RedirectResponse(f"/p/{ref}", status_code=303),
+                      f"Project {ref} created: its {body.default_branch} branch is production. "
+                      "Push a commit, or use Build now.")

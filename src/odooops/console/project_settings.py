@@ -14,6 +14,7 @@ from odooops.console import forms
 from odooops.console.render import page
 from odooops.console.rights import is_admin
 from odooops.console.session import Seen, Visitor
+from odooops.console.shell import shell
 from odooops.errors import NotFound, OpsError
 from odooops.managers.hooks import Hooks
 from odooops.managers.ingest_tokens import IngestTokens
@@ -45,7 +46,8 @@ async def _project_page(request: Request, who: Visitor, org: str, name: str, sta
     context.setdefault("form", {})
     context.setdefault("errors", {})
     return page(request, "project_settings.html", status=status, project=project, org=org, slug=name,
-                admin=admin, base=str(request.base_url).rstrip("/"), **context)
+                admin=admin, base=str(request.base_url).rstrip("/"),
+                shell=shell(ref, project, "settings", (("Settings", f"/p/{ref}/settings"),)), **context)
 
 
 @router.get("/p/{org}/{project}/settings")

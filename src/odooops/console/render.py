@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
+from odooops.console import flash
 from odooops.managers.vocabulary import status_label
 
 HERE = Path(__file__).parent
@@ -24,7 +25,7 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     """'2 h ago': how long ago, in words a person reads at a glance."""
     if moment is None:
         return "never"
-    seconds = ((now or datetime.now(timezone.utc)) - moment).total_seconds()
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
     if seconds < 0:
         return "just now" if seconds > -60 else "in the future"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
@@ -34,7 +35,7 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
 
 
 def exact(moment: datetime | None) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
 def duration(seconds: float | None) -> str:
@@ -43,7 +44,7 @@ def duration(seconds: float | None) -> str:
         return ""
     if seconds < 1:
         return f"{int(seconds * 1000)} ms"
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     if hours:
         return f"{hours} h {minutes} min"
@@ -54,7 +55,7 @@ def run_seconds(run: dict) -> float | None:
     start = run.get("started_at")
     if start is None:
         return None
-    end = run.get("finished_at") or datetime.now(timezone.utc)
+    end = run.get("finished_at") or datetime.now(UTC)
     return (end - start).total_seconds()
 
 
@@ -65,8 +66,13 @@ templates.env.globals.update(badge=badge, run_seconds=run_seconds)
 def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
     """A whole page (or, for htmx, the same template: it extends the layout)."""
     context.setdefault("visitor", getattr(request.state, "visitor", None))
+    whole = request.headers.get("hx-request") != "true"  # a fragment is not where a flash is read
+    said = flash.take(request) if whole else None
+    context.setdefault("flashed", said)
     response = templates.TemplateResponse(request, name, context, status_code=status)
     response.headers["Cache-Control"] = "no-store"
+    if said is not None:
+        flash.forget(request, response)
     return response
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from odooops import git
 from odooops.db import queries_beside
 from odooops.errors import Forbidden, InvalidInput
@@ -8,12 +11,33 @@ from odooops.managers.projects import rehearse, repo_source
 
 Q = queries_beside(__file__)
 STAGES = ("production", "staging", "development")
+# Odoo.sh's stage rules as the database enforces them (ops.branches_check_stage,
+# the one-production index): production is never moved away, it changes by
+# merging into its branch; development reaches production only through staging.
+# Pages offer these moves and no others; the database still decides.
+STAGE_MOVES: dict[str, tuple[str, ...]] = {
+    "production": (),
+    "staging": ("production", "development"),
+    "development": ("staging",),
+}
+MAY_MOVE = frozenset({"admin", "owner"})  # policy admin_update on ops.branches
 
 
 def check_stage(stage: str) -> str:
     if stage not in STAGES:
         raise InvalidInput(f"a stage is one of {', '.join(STAGES)}, not {stage!r}")
     return stage
+
+
+def stage_moves(branches: Sequence[Mapping[str, Any]], role: str | None) -> dict[str, tuple[str, ...]]:
+    """The stages each of a project's live branches may move to, for a caller
+    with this role in the project: none below admin, and never to production
+    while the project has a production branch (it has exactly one)."""
+    if role not in MAY_MOVE:
+        return {b["name"]: () for b in branches}
+    taken = any(b["stage"] == "production" for b in branches)
+    return {b["name"]: tuple(s for s in STAGE_MOVES[b["stage"]] if not (taken and s == "production"))
+            for b in branches}
 
 
 class Branches(Manager):

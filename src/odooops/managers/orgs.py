@@ -39,6 +39,11 @@ class Orgs(Manager):
         only through a project)."""
         return await self.all(Q["mine"])
 
+    async def administered(self) -> list[dict]:
+        """The orgs the caller is an admin or owner of, the one they would
+        call their own first: one they founded, else the oldest."""
+        return await self.all(Q["administered"])
+
     async def add_member(self, org_slug: str, email: str, role: str, project_slug: str | None = None) -> dict:
         """Add whoever owns `email` to an org (see invite: the API, the console
         and the CLI alike), or to one of its projects when a project is named.
@@ -72,7 +77,8 @@ class Orgs(Manager):
         self._operator_only()
         async with self.tx() as conn:
             org = await lookup.org(conn, org_slug)
-            row = await (await conn.execute(Q["delete_root"], {"org_id": org["id"], "path": str(repos.real(Path(path)))})).fetchone()
+            row = await (await conn.execute(
+                Q["delete_root"], {"org_id": org["id"], "path": str(repos.real(Path(path)))})).fetchone()
             if row is None:
                 raise NotFound(f"{org_slug} was not given {path}")
             return row
@@ -93,7 +99,8 @@ class Orgs(Manager):
         check_role(role)
         async with self.tx() as conn:
             org = await lookup.org(conn, org_slug)
-            added = await (await conn.execute(Q["invite"], {"org_id": org["id"], "email": email, "role": role})).fetchone()
+            added = await (await conn.execute(
+                Q["invite"], {"org_id": org["id"], "email": email, "role": role})).fetchone()
             return await _member(conn, org, added["user_id"])
 
     async def members(self, org_slug: str) -> list[dict]:

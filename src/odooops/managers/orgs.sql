@@ -54,3 +54,12 @@ delete from ops.org_repo_roots where org_id = %(org_id)s and path = %(path)s ret
 
 -- name: roots
 select path, created_at from ops.org_repo_roots where org_id = %(org_id)s order by path;
+
+-- name: administered
+-- the orgs the caller may create projects in, their own first: one they
+-- founded (its membership made with it), then by how long they have been admin
+select o.slug, o.name, m.role
+  from ops.orgs o
+  join ops.org_members m on m.org_id = o.id and m.user_id = ops.current_user_id()
+ where m.role >= 'admin'
+ order by m.created_at = o.created_at desc, m.created_at, o.slug;

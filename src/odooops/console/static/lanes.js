@@ -1,5 +1,7 @@
-// Branch lanes: drag a card to another lane. The "Move to" form in each card
-// does the same from the keyboard, or without JavaScript. Live updates from
+// Branch lanes: drag a card to a lane it may go to (the card's data-moves,
+// which the server derives from the stage rules; the other lanes do not take
+// it). The "Move to" form in each card does the same from the keyboard, or
+// without JavaScript. Live updates from
 // the server wait while a drag or a choice in a card is under way, and what
 // changed is told to screen readers in words.
 "use strict";
@@ -37,13 +39,16 @@
   function endDrag() {
     if (dragged) dragged.classList.remove("moving");
     lanes.classList.remove("dragging");
-    lanes.querySelectorAll(".lane.from, .lane.over").forEach((lane) => lane.classList.remove("from", "over"));
+    lanes.querySelectorAll(".lane.from, .lane.over, .lane.takes")
+      .forEach((lane) => lane.classList.remove("from", "over", "takes"));
     dragged = null;
   }
 
+  const movesOf = (card) => (card.dataset.moves || "").split(" ").filter(Boolean);
+
   function target(event) {
     const lane = laneOf(event.target);
-    return dragged && lane && lane !== laneOf(dragged) ? lane : null;
+    return dragged && lane && movesOf(dragged).includes(lane.dataset.lane) ? lane : null;
   }
 
   lanes.addEventListener("dragstart", (event) => {
@@ -54,6 +59,10 @@
     event.dataTransfer.setData("text/plain", card.dataset.branch);
     card.classList.add("moving");
     laneOf(card).classList.add("from");
+    movesOf(card).forEach((stage) => {
+      const lane = lanes.querySelector(`.lane[data-lane="${stage}"]`);
+      if (lane) lane.classList.add("takes");
+    });
     lanes.classList.add("dragging");
   });
 
