@@ -132,7 +132,7 @@ def test_move_with_htmx_answers_the_lanes(console, api, tenants):
     moved = move(alice, "feature", "staging", HTMX | {"X-CSRF-Token": alice.csrf})
     assert moved.status_code == 200 and "<html" not in moved.text
     assert lanes_of(moved.text) == {"main": "production", "feature": "staging"}
-    assert "feature moved to Staging." in moved.headers["hx-trigger"]
+    assert "feature moved to Staging." in moved.headers["hx-trigger-after-swap"]
     # as drag and drop sends it: the token in the header only
     back = alice.post(f"{PAGE}/stage", data={"branch": "feature", "stage": "development"},
                       headers=HTMX | {"X-CSRF-Token": alice.csrf})
@@ -173,7 +173,8 @@ def test_build_now_queues_a_run_and_shows_it(console, api, tenants):
     by_htmx = alice.post(f"{PAGE}/build", data={"branch": "main"}, headers=HTMX | {"X-CSRF-Token": alice.csrf})
     assert by_htmx.status_code == 200 and "<html" not in by_htmx.text
     newest = builds(api, tenants["alice"])[0]
-    assert newest["branch"] == "main" and f"Build #{newest['id']} of main is queued." in by_htmx.headers["hx-trigger"]
+    assert newest["branch"] == "main"
+    assert f"Build #{newest['id']} of main is queued." in by_htmx.headers["hx-trigger-after-swap"]
     assert 'data-status="queued"' in card(by_htmx.text, "main")
 
 

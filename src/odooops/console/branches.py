@@ -68,7 +68,9 @@ async def _fragment(request: Request, who: Visitor, ref: str, notice: str) -> Re
     project, rows = await _seen(request, who, ref)
     response = Response(lanes_html(who, ref, project, rows), media_type="text/html")
     response.headers["Cache-Control"] = "no-store"
-    response.headers["HX-Trigger"] = json.dumps({"lanes-notice": {"message": notice, "tone": "ok"}})
+    # after the swap, not on arrival: htmx then tells the body even when the live stream replaced the
+    # card whose button asked (the event of a button no longer on the page reaches no one)
+    response.headers["HX-Trigger-After-Swap"] = json.dumps({"lanes-notice": {"message": notice, "tone": "ok"}})
     return response
 
 
