@@ -104,16 +104,10 @@ def _shown(row: dict) -> dict:
             "revoked": row.get("revoked_at") is not None}
 
 
-def _caller(who: Actor) -> UUID:
-    if who.user_id is None:  # the service acts for nobody: it has no tokens
-        raise Unauthenticated()
-    return who.user_id
-
-
 @router.get("/tokens", tags=["tokens"])
 async def list_tokens(db: Db, who: Reader) -> list[dict]:
     """The caller's personal API tokens, revoked ones included."""
-    return [_shown(r) for r in await Tokens(db, who).list_all(_caller(who))]
+    return [_shown(r) for r in await Tokens(db, who).list_all(who.me())]
 
 
 @router.post("/tokens", status_code=201, tags=["tokens"])
@@ -128,4 +122,4 @@ async def create_token(body: TokenIn, response: Response, db: Db, who: Writer) -
 @router.delete("/tokens/{token_id}", tags=["tokens"])
 async def revoke_token(token_id: UUID, db: Db, who: Writer) -> dict:
     """Revoke one of the caller's tokens; anyone else's is not found."""
-    return _shown(await Tokens(db, who).revoke(_caller(who), token_id))
+    return _shown(await Tokens(db, who).revoke(who.me(), token_id))

@@ -19,7 +19,8 @@ def migrate_cmd() -> None:
     s = settings()
     owner = runtime.owner_conninfo(s)
     applied = asyncio.run(migrate.migrate(owner))
-    asyncio.run(migrate.ensure_app_role(owner, s.app_role, runtime.app_password(s).reveal()))  # password may have changed
+    # the password may have changed
+    asyncio.run(migrate.ensure_app_role(owner, s.app_role, runtime.app_password(s).reveal()))
     asyncio.run(runtime.seal_secrets(s))
     if applied:
         for name in applied:
@@ -34,7 +35,8 @@ def status_cmd() -> None:
     states = asyncio.run(migrate.status(runtime.owner_conninfo(settings())))
     style = {"applied": "green", "pending": "yellow", "changed": "red"}
     table(["migration", "state", "applied at"],
-          [[s.name, f"[{style[s.state]}]{s.state}[/]", s.applied_at] for s in states])
+          [[s.name, f"[{style[s.state]}]{s.state}[/]", s.applied_at.isoformat(" ", "seconds") if s.applied_at else None]
+           for s in states])
     if any(s.state == "changed" for s in states):
         err.print("[red]a migration file changed after it was applied[/]")
         raise typer.Exit(1)
@@ -53,4 +55,5 @@ def stop_cmd() -> None:
     if s.database_url is not None:
         err.print("ODOOOPS_DATABASE_URL is set: OdooOps does not run that server and will not stop it")
         raise typer.Exit(1)
-    out.print("stopped the embedded PostgreSQL" if embedded.stop(s.data_dir) else "the embedded PostgreSQL is not running")
+    stopped = embedded.stop(s.data_dir)
+    out.print("stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL is not running")

@@ -54,4 +54,4 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(exc.location, status_code=303)
 
 
-__all__ = ["install", "is_page", "error_page"]
+__all__ = ["error_page", "install", "is_page"]

@@ -62,7 +62,7 @@ async def setup(request: Request) -> Response:
     body, errors = forms.read(OwnerIn, values)
     if body is not None and values.get("password_again") != body.password:
         errors = {"password_again": "the two passwords differ"}
-    if not errors:
+    if body is not None and not errors:
         db = request.app.state.db
         try:
             await Users(db, Actor.service()).create_first_owner(body.email, body.name, body.password, body.org,

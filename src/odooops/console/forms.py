@@ -3,6 +3,7 @@ its JSON twin accepts, and says what is wrong next to the field."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypeVar
 
 from fastapi import Request
@@ -23,7 +24,7 @@ async def fields(request: Request) -> dict[str, str]:
             for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
-def read(model: type[M], values: dict[str, str]) -> tuple[M | None, dict[str, str]]:
+def read(model: type[M], values: Mapping[str, object]) -> tuple[M | None, dict[str, str]]:
     """The model, or the message for each field that is wrong."""
     given = {k: v for k, v in values.items() if v != "" and k in model.model_fields}
     try:

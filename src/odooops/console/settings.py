@@ -49,7 +49,7 @@ async def _teams(request: Request, who: Visitor) -> list[dict]:
 
 
 async def _settings_page(request: Request, who: Visitor, status: int = 200, **context) -> Response:
-    tokens = await Tokens(request.app.state.db, who.actor).list_all(who.actor.user_id)
+    tokens = await Tokens(request.app.state.db, who.actor).list_all(who.actor.me())
     context.setdefault("form", {})
     context.setdefault("errors", {})
     return page(request, "settings.html", status=status, tokens=tokens, teams=await _teams(request, who),
@@ -110,7 +110,7 @@ async def create_token(request: Request, who: Seen) -> Response:
 
 @router.post("/settings/tokens/{token_id}/revoke")
 async def revoke_token(token_id: UUID, request: Request, who: Seen) -> Response:
-    await Tokens(request.app.state.db, who.actor).revoke(who.actor.user_id, token_id)
+    await Tokens(request.app.state.db, who.actor).revoke(who.actor.me(), token_id)
     return RedirectResponse("/settings#tokens", status_code=303)
 
 

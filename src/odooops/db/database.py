@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
 from odooops.db.errors import translate
+from odooops.errors import Unauthenticated
 
 ROLES = ("anon", "authenticated", "service_role")
 RECONNECT_EVERY = 0.5  # seconds between tries to reconnect while the database is away
@@ -69,6 +70,12 @@ class Actor:
     @classmethod
     def anonymous(cls) -> Actor:
         return cls("anon")
+
+    def me(self) -> UUID:
+        """The user acting: the service and anonymous callers are nobody."""
+        if self.user_id is None:
+            raise Unauthenticated()
+        return self.user_id
 
     def claims(self) -> str:
         claims: dict[str, str] = {"role": self.role}

@@ -42,7 +42,8 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 class Users(Manager):
     async def create(self, email: str, name: str = "", password: str | None = None) -> dict:
         password_hash = hash_password(password) if password is not None else None
-        return await self.row(Q["create"], {"email": email.strip(), "name": name.strip(), "password_hash": password_hash})
+        return await self.row(Q["create"], {"email": email.strip(), "name": name.strip(),
+                                            "password_hash": password_hash})
 
     async def by_email(self, email: str) -> dict:
         async with self.tx() as conn:
