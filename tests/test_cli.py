@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
+
 from conftest import owner_conn
 
 
@@ -94,10 +96,12 @@ def test_password_is_hashed_with_argon2(cli, acme, owner_db):
     (["org", "create", "Not A Slug"], "an org slug is 1-63 lowercase letters"),
     (["user", "create", "alice@ACME.test", "--no-password"], "a user with that email already exists"),
     (["user", "create", "not-an-email", "--no-password"], "not a valid email address"),
-    (["project", "create", "acme/shop", "--repo", "https://git.example.com/x.git"], "that org already has a project with that slug"),
+    (["project", "create", "acme/shop", "--repo", "https://git.example.com/x.git"],
+     "that org already has a project with that slug"),
     (["project", "create", "nope/shop", "--repo", "https://git.example.com/x.git"], "no org 'nope'"),
     (["project", "create", "shop", "--repo", "https://git.example.com/x.git"], "name a project as ORG/PROJECT"),
-    (["project", "create", "acme/x", "--repo", "https://git.example.com/x.git", "--odoo-version", "latest"], "an Odoo version looks like 17.0"),
+    (["project", "create", "acme/x", "--repo", "https://git.example.com/x.git", "--odoo-version", "latest"],
+     "an Odoo version looks like 17.0"),
     (["branch", "add", "acme/shop", "main"], "already has a branch with that name"),
     (["branch", "add", "acme/shop", "bad..name"], "not a valid git branch name"),
     (["branch", "add", "acme/shop", "x", "--stage", "prod"], "a stage is one of"),
@@ -138,8 +142,8 @@ def test_finished_run_cannot_be_canceled_again(cli, acme):
 
 def test_nothing_half_written(cli, acme, owner_db):
     # the project insert succeeds, then its production branch is refused: neither remains
-    fails(cli("project", "create", "acme/half", "--repo", "https://git.example.com/x.git", "--default-branch", "bad..name"),
-          "not a valid git branch name")
+    fails(cli("project", "create", "acme/half", "--repo", "https://git.example.com/x.git",
+              "--default-branch", "bad..name"), "not a valid git branch name")
     with owner_conn(owner_db) as conn:
         assert conn.execute("select count(*) as n from ops.projects where slug = 'half'").fetchone()["n"] == 0
 
@@ -192,3 +196,104 @@ def test_project_settings(cli, acme, owner_db):
         sealed = conn.execute("select name, ciphertext from ops.project_secrets").fetchall()
     assert settings == {"cancel_in_progress": True, "env": {"A": "1"}}  # the secret is sealed apart
     assert [r["name"] for r in sealed] == ["TOKEN"] and b"hunter2" not in sealed[0]["ciphertext"]
+
+
+NARROW = {"COLUMNS": "80"}
+
+
+def hook_line(out: str, host: str) -> str:
+    return next(line for line in out.splitlines() if line.strip().startswith(f"{host}:"))
+
+
+def test_hook_create_prints_the_servers_urls_and_secret_whole(cli, acme, owner_db, settings):
+    from odooops.hooks.verify import hook_secret
+
+    out = ok(cli("hook", "create", "acme/shop", env={**NARROW, "ODOOOPS_PORT": "9123"}))
+    with owner_conn(owner_db) as conn:
+        hook = conn.execute("select id, salt from ops.hooks").fetchone()
+    for host in ("github", "gitlab", "gitea"):
+        assert hook_line(out, host).split() == [f"{host}:", f"http://127.0.0.1:9123/api/v1/hooks/{host}/{hook['id']}"]
+    key = json.loads((settings.data_dir / "secrets.json").read_text())["secret_key"]
+    assert hook_secret(key, hook["id"], hook["salt"]) == out.strip().splitlines()[-1]
+    assert "…" not in out and "ODOOOPS_PUBLIC_URL" in out  # says where the address comes from
+
+    public = "https://ops.example.com/a/rather/long/path/so/that/the/url/is/wider/than/the/terminal"
+    out = ok(cli("hook", "create", "acme/shop", env={**NARROW, "ODOOOPS_PUBLIC_URL": public + "/"}))
+    url = hook_line(out, "gitlab").split()[1]
+    assert len(url) > 80 and url == f"{public}/api/v1/hooks/gitlab/{hook['id']}"
+    assert out.strip().splitlines()[-1].startswith("ohs_") and "…" not in out
+    fails(cli("hook", "create", "acme/shop", env={"ODOOOPS_PUBLIC_URL": "ops.example.com"}),
+          "ODOOOPS_PUBLIC_URL is an http:// or https:// URL")
+
+
+def test_listing_verbs_print_json(cli, acme):
+    ok(cli("branch", "add", "acme/shop", "feature-x"))
+    ok(cli("build", "trigger", "acme/shop", "main"))
+    ok(cli("token", "create", "laptop", "--user", "alice@acme.test"))
+    ok(cli("ingest-token", "create", "acme/shop", "agent"))
+    ok(cli("hook", "create", "acme/shop"))
+    rows = lambda *args: json.loads(ok(cli(*args, "--json", env=NARROW)))  # noqa: E731
+    assert [u["email"] for u in rows("user", "list")] == ["alice@acme.test", "bob@acme.test", "eve@evil.test"]
+    assert {o["slug"]: o["project_count"] for o in rows("org", "list")} == {"acme": 1, "evil": 0}
+    assert [p["path"] for p in rows("org", "paths", "acme")] == [str(acme)]
+    for verb in (("projects",), ("project", "list")):
+        assert [(p["org_slug"], p["slug"]) for p in rows(*verb)] == [("acme", "shop")]
+    assert {b["name"]: b["stage"] for b in rows("branch", "list", "acme/shop")} == {
+        "main": "production", "feature-x": "development"}
+    [build] = rows("builds", "acme/shop")
+    assert build["branch"] == "main" and build["status"] == "queued" and len(build["commit_sha"]) == 40
+    [queued] = rows("runs")
+    assert queued["id"] == build["id"] and queued["project"] == "acme/shop"
+    assert rows("workers") == []
+    [token] = rows("token", "list", "--user", "alice@acme.test")
+    assert token["name"] == "laptop" and "hash" not in json.dumps(token)
+    [ingest] = rows("ingest-token", "list", "acme/shop")
+    assert ingest["name"] == "agent" and ingest["revoked_at"] is None
+    assert rows("hook", "deliveries", "acme/shop") == []
+
+
+def test_runs_at_80_columns_keep_identifiers_whole(cli, acme):
+    long_branch = "feature/a-rather-long-branch-name-for-the-queue"
+    git(acme, "branch", long_branch)
+    ok(cli("org", "create", "acme-industries-international", "--owner", "alice@acme.test"))
+    ok(cli("org", "allow-path", "acme-industries-international", str(acme)))
+    ok(cli("project", "create", "acme-industries-international/webshop-and-portal", "--repo", str(acme)))
+    ok(cli("branch", "add", "acme/shop", long_branch))
+    ok(cli("build", "trigger", "acme/shop", long_branch))
+    ok(cli("build", "trigger", "acme-industries-international/webshop-and-portal", "main"))
+    for args in (["runs"], ["builds", "acme/shop"], ["branch", "list", "acme/shop"], ["projects"], ["org", "list"]):
+        out = ok(cli(*args, env=NARROW))
+        assert "…" not in out, out
+        assert all(len(line) <= 80 for line in out.splitlines()), out
+    out = ok(cli("runs", env=NARROW))
+    for whole in (long_branch, "acme/shop", "acme-industries-international/webshop-and-portal", "Queued"):
+        assert whole in out, out
+    short = ok(cli("branch", "list", "acme-industries-international/webshop-and-portal", env=NARROW))
+    assert short.splitlines()[0].split() == ["branch", "stage", "builds", "last", "build", "commit", "when"]
+
+
+def test_a_name_is_shown_as_it_is_never_as_markup(cli, acme):
+    ok(cli("user", "create", "mallory@acme.test", "--name", "[red]Mallory[/]", "--no-password"))
+    assert "[red]Mallory[/]" in ok(cli("user", "list", env=NARROW))
+
+
+def help_of(cli, *args: str) -> str:
+    return ok(cli(*args, "--help", env=NARROW))
+
+
+@pytest.mark.parametrize("args", [(), ("up",), ("serve",), ("runner",), ("projects",), ("project", "list"),
+                                  ("project", "set"), ("user",), ("user", "create"), ("hook",),
+                                  ("hook", "create"), ("org",), ("logs",), ("runs",), ("token", "list")])
+def test_help_reads_cleanly_at_80_columns(cli, args):
+    text = help_of(cli, *args)
+    assert "<bool>" not in text, text
+    assert all(len(line) <= 80 for line in text.splitlines()), text
+    described = [line for line in text.splitlines() if not line.startswith("Usage:")]
+    assert not any(line.rstrip().endswith(("...", "-")) for line in described), text  # no cut sentence
+
+
+def test_up_takes_the_flags_serve_takes(cli):
+    up, serve = help_of(cli, "up"), help_of(cli, "serve")
+    for flag in ("--host ADDRESS", "--port PORT", "--public-url URL"):
+        assert flag in up and flag in serve
+    assert "--json" in help_of(cli, "runs")

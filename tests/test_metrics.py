@@ -295,7 +295,8 @@ def test_cli_ingest_tokens(cli, world):
     assert token.startswith("oit_")
     listed = cli("ingest-token", "list", "acme/shop")
     assert "laptop agent" in listed.stdout and token not in listed.stdout
-    token_id = [line.split("│")[1].strip() for line in listed.stdout.splitlines() if "laptop agent" in line][0]
+    rows = json.loads(cli("ingest-token", "list", "acme/shop", "--json").stdout)
+    token_id = next(t["id"] for t in rows if t["name"] == "laptop agent")
     assert cli("ingest-token", "revoke", "acme/shop", token_id).returncode == 0
     again = cli("ingest-token", "revoke", "acme/shop", token_id)
     assert again.returncode == 1 and "no such ingest token" in again.stderr

@@ -7,6 +7,7 @@ import json
 import stat
 
 import httpx
+
 from helpers import as_
 
 NOWHERE = {"ODOOOPS_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}
@@ -65,3 +66,21 @@ def test_login_with_a_token(api, tenants, cli):
     assert made.returncode == 0 and "/api/v1/hooks/github/" in made.stdout and "ohs_" in made.stdout, made.stderr
     bad = cli("login", api, "--token-stdin", input="oot_nope\n", env=NOWHERE)
     assert bad.returncode == 1 and "not valid" in bad.stderr
+
+
+def test_hook_urls_are_under_the_public_url(serve_api, tenants, cli):
+    public = "https://ops.example.com"
+    api = serve_api({"ODOOOPS_PUBLIC_URL": public + "/"})
+    made = httpx.post(f"{api}/api/v1/projects/acme/shop/hook", headers=as_(tenants["alice"]))
+    assert made.status_code == 201, made.text
+    hook_id = made.json()["hook_id"]
+    urls = {host: f"{public}/api/v1/hooks/{host}/{hook_id}" for host in ("github", "gitlab", "gitea")}
+    assert made.json()["urls"] == urls
+    assert httpx.get(f"{api}/api/v1/projects/acme/shop/hook", headers=as_(tenants["alice"])).json()["urls"] == urls
+    # the CLI logged in to that server prints the server's URLs, whole at 80 columns, whatever its own settings
+    assert cli("login", api, "--token-stdin", input=tenants["alice"] + "\n", env=NOWHERE).returncode == 0
+    printed = cli("hook", "create", "acme/shop", env={**NOWHERE, "COLUMNS": "80", "ODOOOPS_PORT": "1"})
+    assert printed.returncode == 0, printed.stderr
+    assert f"{public}/api/v1/hooks/gitea/{hook_id}" in printed.stdout.split()
+    listed = cli("projects", "--json", env=NOWHERE)
+    assert [(p["org_slug"], p["slug"]) for p in json.loads(listed.stdout)] == [("acme", "shop")], listed.stderr

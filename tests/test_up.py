@@ -9,6 +9,7 @@ import sys
 import time
 
 import httpx
+
 from conftest import owner_conn
 
 
@@ -26,18 +27,26 @@ def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 120) -> li
         seen.append(line)
         if text in line:
             return seen
-    raise AssertionError(f"never printed {text!r}: {''.join(seen)}{proc.stderr.read() if proc.poll() is not None else ''}")
+    rest = proc.stderr.read() if proc.poll() is not None else ""
+    raise AssertionError(f"never printed {text!r}: {''.join(seen)}{rest}")
 
 
 def test_up_with_demo_then_ctrl_c(tmp_path):
     from conftest import free_port
 
     port = free_port()
-    env = {**odooops_env(tmp_path / "data"), "ODOOOPS_PORT": str(port)}
-    up = subprocess.Popen([sys.executable, "-m", "odooops", "up", "--demo"], env=env, text=True,
+    env = {**odooops_env(tmp_path / "data"), "COLUMNS": "80"}
+    up = subprocess.Popen([sys.executable, "-m", "odooops", "up", "--demo", "--port", str(port)], env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        wait_for_line(up, "is up")
+        banner = "".join(wait_for_line(up, "Ctrl-C to stop"))
+        # into a pipe (a log file), each line of the banner is one line, however narrow the terminal
+        up_line = next(line for line in banner.splitlines() if "is up" in line)
+        assert up_line.endswith("project(s)."), banner
+        assert f"console: http://127.0.0.1:{port}/" in banner
+        setup = next(line for line in banner.splitlines() if "/setup?token=" in line).strip()
+        assert setup.startswith(f"http://127.0.0.1:{port}/setup?token="), banner
+        assert "owner's password" not in banner and "first one (the owner)" in banner
         # a second command reuses the running embedded server
         listed = subprocess.run([sys.executable, "-m", "odooops", "branch", "list", "demo/hello-odoo"],
                                 env=env, capture_output=True, text=True, timeout=60)

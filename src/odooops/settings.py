@@ -4,9 +4,11 @@ twins of these variables and override them."""
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -45,26 +47,46 @@ def default_data_dir() -> Path:
 
 # Every setting, with its default and meaning; a test holds the README to this list.
 DOCUMENTED = [
-    ("ODOOOPS_DATA_DIR", "<user data dir>/odooops", "Where OdooOps keeps the embedded PostgreSQL, generated secrets and artifacts."),
-    ("ODOOOPS_DATABASE_URL", "(embedded)", "PostgreSQL 14+ URL of the owner role (runs migrations). Unset: an embedded server in the data dir."),
-    ("ODOOOPS_APP_ROLE", "odooops_app", "Login role the application connects as; it can only SET ROLE to anon, authenticated, service_role."),
-    ("ODOOOPS_APP_PASSWORD", "(generated)", "Password of the application role. Unset: generated once and kept in the data dir."),
-    ("ODOOOPS_REPO_ROOTS", "(none)", "Folders (colon-separated, absolute) whose local git repositories projects may use: each org only inside the roots the operator assigned it (`odooops org allow-path`). Unset: remote repositories only (and the demo's)."),
-    ("ODOOOPS_SECRET_KEY", "(generated)", "Key the webhook secrets are derived from and project secrets are sealed with; every API host and runner of one database needs the same. Unset: generated once and kept in the data dir."),
+    ("ODOOOPS_DATA_DIR", "<user data dir>/odooops",
+     "Where OdooOps keeps the embedded PostgreSQL, generated secrets and artifacts."),
+    ("ODOOOPS_DATABASE_URL", "(embedded)",
+     "PostgreSQL 14+ URL of the owner role (runs migrations). Unset: an embedded server in the data dir."),
+    ("ODOOOPS_APP_ROLE", "odooops_app",
+     "Login role the application connects as; it can only SET ROLE to anon, authenticated, service_role."),
+    ("ODOOOPS_APP_PASSWORD", "(generated)",
+     "Password of the application role. Unset: generated once and kept in the data dir."),
+    ("ODOOOPS_REPO_ROOTS", "(none)",
+     "Folders (colon-separated, absolute) whose local git repositories projects may use: each org only "
+     "inside the roots the operator assigned it (`odooops org allow-path`). Unset: remote repositories "
+     "only (and the demo's)."),
+    ("ODOOOPS_SECRET_KEY", "(generated)",
+     "Key the webhook secrets are derived from and project secrets are sealed with; every API host and "
+     "runner of one database needs the same. Unset: generated once and kept in the data dir."),
     ("ODOOOPS_POOL_SIZE", "10", "Largest number of database connections one process opens."),
-    ("ODOOOPS_AS", "(none)", "Email of the user the CLI acts as, under row-level security. Unset: the local operator (service_role)."),
+    ("ODOOOPS_AS", "(none)",
+     "Email of the user the CLI acts as, under row-level security. Unset: the local operator "
+     "(service_role)."),
     ("ODOOOPS_DEMO", "(off)", "`odooops up --demo`: also create the demo project."),
     ("ODOOOPS_HOST", "127.0.0.1", "Address the HTTP server listens on."),
     ("ODOOOPS_PORT", "8600", "Port of the HTTP server (API, and the console as it lands)."),
-    ("ODOOOPS_SECURE_COOKIES", "auto", "Secure flag of the console session cookie: auto (Secure unless the request came over plain http), always, never."),
-    ("ODOOOPS_FORWARDED_ALLOW_IPS", "127.0.0.1", "Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated addresses, or *)."),
+    ("ODOOOPS_PUBLIC_URL", "http://HOST:PORT",
+     "Address people and git hosts reach the server at (scheme, host and port), used in the links and "
+     "webhook URLs OdooOps prints. Unset: the address the server listens on."),
+    ("ODOOOPS_SECURE_COOKIES", "auto",
+     "Secure flag of the console session cookie: auto (Secure unless the request came over plain http), "
+     "always, never."),
+    ("ODOOOPS_FORWARDED_ALLOW_IPS", "127.0.0.1",
+     "Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated addresses, or *)."),
     ("ODOOOPS_RUNNER_CONCURRENCY", "2", "How many runs one runner executes at once."),
     ("ODOOOPS_RUNNER_KINDS", "build", "Comma-separated kinds of run a runner claims."),
     ("ODOOOPS_POLL_SECONDS", "2", "How often an idle runner looks for work when no notification woke it."),
     ("ODOOOPS_HEARTBEAT_SECONDS", "5", "How often a runner renews its leases and reaps those of dead workers."),
-    ("ODOOOPS_LEASE_SECONDS", "30", "How long a claim lasts without a heartbeat before another runner may take the run."),
-    ("ODOOOPS_SHUTDOWN_GRACE_SECONDS", "30", "On SIGTERM, how long running phases may take before their runs are handed back."),
-    ("ODOOOPS_RETRY_BASE_SECONDS", "5", "Backoff before the first retry of a run whose worker was lost; doubles each attempt."),
+    ("ODOOOPS_LEASE_SECONDS", "30",
+     "How long a claim lasts without a heartbeat before another runner may take the run."),
+    ("ODOOOPS_SHUTDOWN_GRACE_SECONDS", "30",
+     "On SIGTERM, how long running phases may take before their runs are handed back."),
+    ("ODOOOPS_RETRY_BASE_SECONDS", "5",
+     "Backoff before the first retry of a run whose worker was lost; doubles each attempt."),
     ("ODOOOPS_RETRY_CAP_SECONDS", "300", "Longest backoff between retries."),
 ]
 
@@ -81,6 +103,7 @@ class Settings:
     acting_as: str | None = None
     host: str = "127.0.0.1"
     port: int = 8600
+    public_url: str | None = None
     secure_cookies: str = "auto"
     forwarded_allow_ips: str = "127.0.0.1"
     runner_concurrency: int = 2
@@ -106,6 +129,7 @@ class Settings:
             acting_as=env.get("ODOOOPS_AS") or None,
             host=env.get("ODOOOPS_HOST") or "127.0.0.1",
             port=_number(env, "ODOOOPS_PORT", 8600, int),
+            public_url=checked_url(env.get("ODOOOPS_PUBLIC_URL"), "ODOOOPS_PUBLIC_URL"),
             secure_cookies=_choice(env, "ODOOOPS_SECURE_COOKIES", ("auto", "always", "never")),
             forwarded_allow_ips=env.get("ODOOOPS_FORWARDED_ALLOW_IPS") or "127.0.0.1",
             runner_concurrency=_number(env, "ODOOOPS_RUNNER_CONCURRENCY", 2, int),
@@ -153,10 +177,30 @@ def _choice(env, name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def checked_url(raw: str | None, name: str) -> str | None:
+    """An http(s) URL with a host, without its trailing slash; None when unset."""
+    if not raw or not raw.strip():
+        return None
+    url = raw.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise InvalidInput(f"{name} is an http:// or https:// URL such as https://ops.example.com, not {raw!r}")
+    return url
+
+
 def public_url(settings: Settings) -> str:
-    """Where people reach the console, for the links the CLI prints: the
-    configured public URL once there is one, else the address `serve` listens on."""
-    configured = getattr(settings, "public_url", None)  # ODOOOPS_PUBLIC_URL, where this version has it
-    if configured:
-        return str(configured).rstrip("/")
-    return f"http://{settings.host}:{settings.port}"
+    """Where people and git hosts reach the server, for every link and URL
+    OdooOps prints or sends: ODOOOPS_PUBLIC_URL, else the address `serve`
+    and `up` listen on (this host's name when that is every address)."""
+    if settings.public_url:
+        return settings.public_url
+    host = settings.host
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - not a bind: the address of a server bound to all
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"

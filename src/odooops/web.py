@@ -1,5 +1,6 @@
 """What the API and the console share about a request: where it comes from,
-who sent it, whether its cookies must be secure, and a hook as its admins see it.
+who sent it, whether its cookies must be secure, and a hook as its admins see it
+(its URLs under ODOOOPS_PUBLIC_URL when that is set).
 
 Login CSRF: a page of another site could post its own credentials to the
 sign-in and so sign the visitor in as someone else. A browser says where a
@@ -19,6 +20,7 @@ from odooops.errors import CrossSite
 from odooops.hooks.verify import hook_secret
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+HOOK_HOSTS = ("github", "gitlab", "gitea")
 Origin = tuple[str, str, int]  # scheme, host, port
 
 
@@ -66,10 +68,21 @@ def secret_of(request: Request, hook: dict) -> str:
     return hook_secret(request.app.state.secret_key.reveal(), hook["id"], hook["salt"])
 
 
+def public_base(request: Request) -> str:
+    """This server's address in what others follow (a git host's webhook, an
+    agent's example, a link): ODOOOPS_PUBLIC_URL when set, else the address
+    this request reached."""
+    return request.app.state.settings.public_url or str(request.base_url).rstrip("/")
+
+
+def hook_url(request: Request, host: str, hook_id: object) -> str:
+    """Where a git host posts a hook's deliveries."""
+    return public_base(request) + request.app.url_path_for("receive_delivery", host=host, hook_id=str(hook_id))
+
+
 def described(request: Request, hook: dict, secret: str | None = None) -> dict:
-    """The hook as its admins see it: the URL each git host posts to (this
-    server's address as the request reached it) and, once, its secret."""
-    urls = {host: str(request.url_for("receive_delivery", host=host, hook_id=hook["id"]))
-            for host in ("github", "gitlab", "gitea")}
+    """The hook as its admins see it: the URL each git host posts to and,
+    once, its secret."""
+    urls = {host: hook_url(request, host, hook["id"]) for host in HOOK_HOSTS}
     shown = {"hook_id": hook["id"], "created_at": hook["created_at"], "rotated_at": hook["rotated_at"], "urls": urls}
     return shown if secret is None else {**shown, "secret": secret}

@@ -11,7 +11,7 @@ import typer
 from rich.text import Text
 
 from odooops import repos
-from odooops.cli.context import ago, err, out, run, status, table
+from odooops.cli.context import JsonFlag, ago, err, out, print_json, run, status, table
 from odooops.cli.context import settings as cli_settings
 from odooops.cli.remote import project_path
 from odooops.cli.users import PasswordStdin, read_password
@@ -43,11 +43,15 @@ def user_create(
     name: Annotated[str, typer.Option(help="Display name.")] = "",
     password_stdin: PasswordStdin = False,
     no_password: Annotated[bool, typer.Option(
-        "--no-password", help="Create the user without a password (set-password or reset-link give one).")] = False,
+        "--no-password",
+        help="Make an account with no password yet: `user set-password` or `user reset-link` give it one later.",
+    )] = False,
 ) -> None:
-    """Create a user (asks for a password on a terminal, else reads standard input).
+    """Create a user, with the password given on standard input.
 
-    An empty password creates nothing: --no-password makes an account without one."""
+    On a terminal it is asked twice, else read from the first line of
+    standard input. An empty password creates nothing: --no-password makes
+    an account without one."""
     password = None if no_password else read_password(
         password_stdin, "pipe it in as the first line, or give --no-password for an account without one")
     user = run(lambda db, actor: Users(db, actor).create(email, name, password))
@@ -55,10 +59,13 @@ def user_create(
 
 
 @user_app.command("list")
-def user_list() -> None:
+def user_list(as_json: JsonFlag = False) -> None:
     """List the users you can see."""
     users = run(lambda db, actor: Users(db, actor).list_all())
-    table(["email", "name", "active", "created"], [[u["email"], u["name"], u["is_active"], ago(u["created_at"])] for u in users])
+    if as_json:
+        return print_json(users)
+    table(["email", "name", "active", "created"],
+          [[u["email"], u["name"], u["is_active"], ago(u["created_at"])] for u in users], wrap=("name",))
 
 
 @org_app.command("create")
@@ -74,31 +81,40 @@ def org_create(
 
 
 @org_app.command("list")
-def org_list() -> None:
+def org_list(as_json: JsonFlag = False) -> None:
     """List orgs."""
     orgs = run(lambda db, actor: Orgs(db, actor).list_all(), remote=lambda api: api.get("/orgs"))
-    table(["org", "name", "projects", "created"], [[o["slug"], o["name"], o["project_count"], ago(o["created_at"])] for o in orgs])
+    if as_json:
+        return print_json(orgs)
+    table(["org", "name", "projects", "created"],
+          [[o["slug"], o["name"], o["project_count"], ago(o["created_at"])] for o in orgs], wrap=("name",))
 
 
 @org_app.command("allow-path")
 def org_allow_path(org: str, path: Annotated[str, typer.Argument(help="A folder inside ODOOOPS_REPO_ROOTS.")]) -> None:
-    """Let an org's projects use the local repositories inside a folder of this
-    host (the operator only; the folder must lie inside ODOOOPS_REPO_ROOTS)."""
+    """Let an org's projects use the repositories in a folder.
+
+    The folder, of this host, must lie inside ODOOOPS_REPO_ROOTS. The
+    operator only."""
     row = run(lambda db, actor: Orgs(db, actor).allow_path(org, path, repos.Host.of(cli_settings())))
     out.print(f"projects of {org} may use local repositories inside [bold]{row['path']}[/]")
 
 
 @org_app.command("disallow-path")
 def org_disallow_path(org: str, path: str) -> None:
-    """Take back a folder given with allow-path: projects inside it no longer build."""
+    """Take back a folder given with allow-path.
+
+    The projects whose repositories are inside it no longer build."""
     run(lambda db, actor: Orgs(db, actor).disallow_path(org, path))
     out.print(f"projects of {org} may no longer use {path}")
 
 
 @org_app.command("paths")
-def org_paths(org: str) -> None:
-    """The folders of this host whose repositories an org's projects may use."""
+def org_paths(org: str, as_json: JsonFlag = False) -> None:
+    """List the folders an org's projects may use repositories in."""
     rows = run(lambda db, actor: Orgs(db, actor).paths(org))
+    if as_json:
+        return print_json(rows)
     table(["path", "given"], [[r["path"], ago(r["created_at"])] for r in rows])
 
 
@@ -109,8 +125,10 @@ def member_add(
     role: Annotated[str, typer.Option(help="owner, admin, developer or viewer.")] = "developer",
     project: Annotated[str | None, typer.Option(help="Add to this project of the org only (its slug).")] = None,
 ) -> None:
-    """Add someone to an org, or to one project of it, by email. An address
-    with no account gets one without a password, as in the API and console."""
+    """Add someone to an org, or to one project of it, by email.
+
+    An address with no account gets one without a password, as in the API
+    and the console."""
     run(lambda db, actor: Orgs(db, actor).add_member(org, email, role, project),
         remote=None if project else lambda api: api.post(f"/orgs/{org}/members", {"email": email, "role": role}))
     where = f"{org}/{project}" if project else org
@@ -128,9 +146,10 @@ def project_create(
     odoo_version: Annotated[str, typer.Option(help="Odoo version the project runs on.")] = "17.0",
     no_check: NoCheck = False,
 ) -> None:
-    """Create a project; its default branch becomes the production branch.
+    """Create a project from a git repository.
 
-    The repository must first answer git ls-remote and have that branch."""
+    Its default branch becomes the production branch. The repository must
+    first answer git ls-remote and have that branch."""
     org, slug = split_project_ref(project)
     created = run(lambda db, actor: Projects(db, actor).create(
         project, repo, name=name, default_branch=default_branch, odoo_version=odoo_version, check=not no_check),
@@ -141,10 +160,16 @@ def project_create(
 
 
 @project_app.command("list")
-def project_list(archived: Annotated[bool, typer.Option(help="Include archived projects.")] = False) -> None:
+def project_list(
+    archived: Annotated[bool, typer.Option(
+        "--archived/--no-archived", show_default=False, help="Include archived projects.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
     """List projects with their last build."""
     projects = run(lambda db, actor: Projects(db, actor).list_all(archived),
                    remote=lambda api: api.get("/projects", include_archived=archived))
+    if as_json:
+        return print_json(projects)
     if not projects:
         out.print("no projects yet: create one with [bold]odooops project create ORG/PROJECT --repo URL[/]")
         return
@@ -173,13 +198,19 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 @project_app.command("set")
 def project_set(
     project: Project,
-    settings: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE pairs, e.g. coalesce_seconds=60 cancel_in_progress=true.")] = None,
-    env: Annotated[list[str] | None, typer.Option(help="NAME=VALUE: an environment variable of every phase.")] = None,
-    secret: Annotated[list[str] | None, typer.Option(help="NAME: a secret environment variable; its value is read from standard input.")] = None,
+    settings: Annotated[list[str] | None, typer.Argument(
+        metavar="[KEY=VALUE]...", show_default=False,
+        help="Settings, e.g. coalesce_seconds=60 cancel_in_progress=true.")] = None,
+    env: Annotated[list[str] | None, typer.Option(
+        metavar="NAME=VALUE", help="An environment variable of every phase.")] = None,
+    secret: Annotated[list[str] | None, typer.Option(
+        metavar="NAME", help="A secret environment variable; its value is read from standard input.")] = None,
     unset: Annotated[list[str] | None, typer.Option(help="A setting to remove.")] = None,
 ) -> None:
-    """Change a project's settings. Secrets are read from standard input (a
-    hidden prompt on a terminal), never from the command line."""
+    """Change a project's settings.
+
+    Secrets are read from standard input (a hidden prompt on a terminal),
+    never from the command line."""
     values: dict = {k: _parse_value(v) for k, v in _pairs(settings or [], "settings").items()}
     if env:
         values["env"] = _pairs(env, "variables")
@@ -215,9 +246,10 @@ def _read_secret(name: str) -> str:
 def project_show(project: Project) -> None:
     """A project's details and settings (secrets masked)."""
     p = run(lambda db, actor: Projects(db, actor).get(project), remote=lambda api: api.get(project_path(project)))
-    table(["field", "value"], [["name", p["name"]], ["repository", p["repo_url"]], ["default branch", p["default_branch"]],
-                               ["odoo", p["odoo_version"]], ["created", ago(p["created_at"])],
-                               ["settings", json.dumps(masked(p["settings"]))]])
+    table(["field", "value"],
+          [["name", p["name"]], ["repository", p["repo_url"]], ["default branch", p["default_branch"]],
+           ["odoo", p["odoo_version"]], ["created", ago(p["created_at"])],
+           ["settings", json.dumps(masked(p["settings"]))]], wrap=("value",))
 
 
 @branch_app.command("add")
@@ -227,7 +259,9 @@ def branch_add(
     stage: Annotated[str, typer.Option(help="production, staging or development.")] = "development",
     no_check: NoCheck = False,
 ) -> None:
-    """Add a branch to a project; the repository must first have it (git ls-remote)."""
+    """Add a branch to a project.
+
+    The repository must first have it (git ls-remote)."""
     run(lambda db, actor: Branches(db, actor).add(project, name, stage, check=not no_check),
         remote=lambda api: api.post(f"{project_path(project)}/branches",
                                     {"name": name, "stage": stage, "check": not no_check}))
@@ -235,10 +269,12 @@ def branch_add(
 
 
 @branch_app.command("list")
-def branch_list(project: Project) -> None:
+def branch_list(project: Project, as_json: JsonFlag = False) -> None:
     """List a project's branches by stage, with their last build."""
     branches = run(lambda db, actor: Branches(db, actor).list_all(project),
                    remote=lambda api: api.get(f"{project_path(project)}/branches"))
+    if as_json:
+        return print_json(branches)
     table(["branch", "stage", "builds", "last build", "commit", "when"],
           [[b["name"], b["stage"], b["build_count"], status(b["last_build_status"]),
             (b["last_build_commit"] or "")[:10], ago(b["last_build_at"])] for b in branches])
@@ -246,7 +282,9 @@ def branch_list(project: Project) -> None:
 
 @branch_app.command("archive")
 def branch_archive(project: Project, name: str) -> None:
-    """Archive a branch: it keeps its history, takes no more builds, and its unfinished runs end."""
+    """Archive a branch, keeping its history.
+
+    It takes no more builds, and its unfinished runs end."""
     run(lambda db, actor: Branches(db, actor).archive(project, name),
         remote=lambda api: api.post(f"{project_path(project)}/branches/{name}/archive"))
     out.print(f"branch [bold]{name}[/] of {project} is archived")
@@ -254,7 +292,9 @@ def branch_archive(project: Project, name: str) -> None:
 
 @project_app.command("archive")
 def project_archive(project: Project) -> None:
-    """Archive a project (owners): no more builds, unfinished runs end, history stays."""
+    """Archive a project, keeping its history (owners).
+
+    It takes no more builds, and its unfinished runs end."""
     run(lambda db, actor: Projects(db, actor).archive(project),
         remote=lambda api: api.post(f"{project_path(project)}/archive"))
     out.print(f"project [bold]{project}[/] is archived")
@@ -272,7 +312,8 @@ def branch_set_stage(project: Project, name: str, stage: str) -> None:
 def build_trigger(
     project: Project,
     branch: str,
-    commit: Annotated[str | None, typer.Option(help="Commit to build (default: the branch head in the repository).")] = None,
+    commit: Annotated[str | None, typer.Option(
+        help="Commit to build (default: the branch head in the repository).")] = None,
 ) -> None:
     """Queue a build of a branch."""
     def remotely(api):
@@ -288,10 +329,13 @@ def builds(
     branch: Annotated[str | None, typer.Option(help="Only this branch.")] = None,
     before: Annotated[int | None, typer.Option(help="Only builds older than this build id (next page).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many builds.")] = 20,
+    as_json: JsonFlag = False,
 ) -> None:
     """List a project's builds, newest first."""
     rows = run(lambda db, actor: Runs(db, actor).builds(project, branch, before, limit),
                remote=lambda api: api.get(f"{project_path(project)}/builds", branch=branch, before=before, limit=limit))
+    if as_json:
+        return print_json(rows)
     table(["id", "branch", "commit", "trigger", "status", "result", "queued"],
           [[r["id"], r["branch"], r["commit_sha"][:10], r["trigger"], status(r["status"]), r["result"],
             ago(r["queued_at"] or r["created_at"])] for r in rows])
@@ -337,7 +381,8 @@ def logs(
     if follow:
         final = run(lambda db, actor: _follow(Runs(db, actor), run_id, after),
                     remote=lambda api: _follow_stream(api, run_id, after))
-        err.print(f"run {run_id} {status(final['status'])}" + (f": {final['error']}" if final["error"] else ""))
+        err.print(Text.assemble(f"run {run_id} ", status(final["status"]),
+                                f": {final['error']}" if final["error"] else ""))
         return
     events = run(lambda db, actor: Runs(db, actor).logs(run_id, after, limit),
                  remote=lambda api: api.get(f"/runs/{run_id}/logs", after_seq=after, limit=limit))

@@ -13,47 +13,64 @@ import httpx
 import typer
 
 from odooops import runtime
-from odooops.cli.context import ago, out, run, settings, table
+from odooops.cli.context import JsonFlag, ago, out, print_json, run, table
 from odooops.cli.remote import project_path
+from odooops.cli.serve import PublicUrl, server_settings
 from odooops.errors import InvalidInput, OpsError
 from odooops.hooks.events import ZERO
 from odooops.hooks.verify import hook_secret, signed_headers
 from odooops.managers.hooks import Hooks
+from odooops.settings import public_url
+from odooops.web import HOOK_HOSTS
 
 app = typer.Typer(help="Git host webhooks.", no_args_is_help=True)
 Project = Annotated[str, typer.Argument(help="The project, as ORG/PROJECT.")]
 
 
 def _urls(base: str, hook_id: object) -> dict[str, str]:
-    return {host: f"{base.rstrip('/')}/api/v1/hooks/{host}/{hook_id}" for host in ("github", "gitlab", "gitea")}
+    return {host: f"{base}/api/v1/hooks/{host}/{hook_id}" for host in HOOK_HOSTS}
 
 
 @app.command("create")
-def create(project: Project,
-           base_url: Annotated[str | None, typer.Option(help="How git hosts reach this server; default: http://HOST:PORT.")] = None) -> None:
-    """Create the project's webhook, or give it a new secret (printed once)."""
-    s = settings()
+def create(project: Project, public: PublicUrl = None) -> None:
+    """Create the project's webhook, or give it a new secret.
+
+    Prints the URL each git host posts to and the secret, shown this once.
+    Logged in to a remote server, that server says its URLs."""
+    s = server_settings(None, None, public)
 
     def locally(hook: dict) -> dict:
-        return {"urls": _urls(base_url or f"http://{s.host}:{s.port}", hook["id"]),
+        return {"urls": _urls(public_url(s), hook["id"]),
                 "secret": hook_secret(runtime.secret_key(s).reveal(), hook["id"], hook["salt"])}
 
-    hook = run(lambda db, actor: Hooks(db, actor).rotate(project),
+    made = run(lambda db, actor: Hooks(db, actor).rotate(project),
                remote=lambda api: api.post(f"{project_path(project)}/hook"))
-    hook = hook if "secret" in hook else locally(hook)
-    table(["host", "payload URL"], [[host, url] for host, url in hook["urls"].items()])
-    out.print("content type: application/json; events: push and pull requests. The secret, shown only now:")
+    remote = "secret" in made  # the server's answer, with its own URLs
+    hook = made if remote else locally(made)
+    out.print("payload URLs (content type application/json; events: push and pull requests):")
+    for host, url in hook["urls"].items():
+        print(f"  {host + ':':<8} {url}")  # whole, whatever the terminal's width
+    if not remote and not s.public_url:
+        out.print("  (this server's own address: set ODOOOPS_PUBLIC_URL if git hosts reach it elsewhere)",
+                  soft_wrap=True)
+    out.print("the secret, shown only now:")
     print(hook["secret"])
 
 
 @app.command("deliveries")
-def deliveries(project: Project, limit: Annotated[int, typer.Option(min=1, max=500)] = 20) -> None:
-    """What was delivered to the project's webhook and what came of it."""
+def deliveries(
+    project: Project,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """List what came to a project's webhook, and what it did."""
     rows = run(lambda db, actor: Hooks(db, actor).deliveries(project, limit),
                remote=lambda api: api.get(f"{project_path(project)}/deliveries", limit=limit))
+    if as_json:
+        return print_json(rows)
     table(["id", "host", "event", "received", "status", "run", "outcome"],
           [[r["id"], r["host"], r["event"], ago(r["received_at"]), r["status"], r["run_id"], r["outcome"]]
-           for r in rows])
+           for r in rows], wrap=("outcome",))
 
 
 @app.command("post-receive")
@@ -62,7 +79,9 @@ def post_receive(
     secret_file: Annotated[Path, typer.Option(help="File holding the hook's secret.")],
     repository: Annotated[str | None, typer.Option(help="The repository's clone URL, as the project knows it.")] = None,
 ) -> None:
-    """Use as a bare repository's `hooks/post-receive`: reads git's
+    """Deliver pushes to a plain git server as GitHub would.
+
+    Use as a bare repository's hooks/post-receive: reads git's
     `<old> <new> <ref>` lines from stdin and delivers each as a signed
     GitHub push event."""
     try:

@@ -19,7 +19,7 @@ app = typer.Typer(
     help="OdooOps: every branch of an Odoo project an environment, every push built, tested and deployed.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
 )
 
 
@@ -31,10 +31,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def configure(
-    data_dir: Annotated[Path | None, typer.Option(envvar="ODOOOPS_DATA_DIR", help="Data directory (embedded PostgreSQL, secrets, artifacts).")] = None,
-    database_url: Annotated[str | None, typer.Option(envvar="ODOOOPS_DATABASE_URL", show_default=False, help="PostgreSQL URL of the owner role; unset: embedded server.")] = None,
-    as_user: Annotated[str | None, typer.Option("--as", envvar="ODOOOPS_AS", help="Act as this user (email), under row-level security.")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(
+        envvar="ODOOOPS_DATA_DIR", metavar="DIR",
+        help="Data directory (embedded PostgreSQL, secrets, artifacts).")] = None,
+    database_url: Annotated[str | None, typer.Option(
+        envvar="ODOOOPS_DATABASE_URL", metavar="URL", show_default=False,
+        help="PostgreSQL URL of the owner role; unset: embedded server.")] = None,
+    as_user: Annotated[str | None, typer.Option(
+        "--as", envvar="ODOOOPS_AS", metavar="EMAIL", help="Act as this user, under row-level security.")] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     set_settings(Settings.from_env().with_overrides(
         data_dir=data_dir,

@@ -127,11 +127,14 @@ def project_path(ref: str) -> str:
 def login(
     url: Annotated[str, typer.Argument(help="The OdooOps server, e.g. https://ops.example.com.")],
     email: Annotated[str | None, typer.Option(help="Sign in as this user (asked for when not given).")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
-    token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Use an API token read from standard input instead of signing in.")] = False,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input.")] = False,
+    token_stdin: Annotated[bool, typer.Option(
+        "--token-stdin", help="Use an API token read from standard input instead of signing in.")] = False,
 ) -> None:
-    """Sign in to a remote OdooOps: a personal API token (read and write) is
-    made and kept in your config, and the verbs then work against that server."""
+    """Sign in to a remote OdooOps; the verbs then work against it.
+
+    A personal API token (read and write) is made and kept in your config."""
     if token_stdin:
         token, token_id = sys.stdin.readline().strip(), None
     else:
@@ -154,7 +157,9 @@ def _token_by_password(url: str, email: str, password_stdin: bool) -> tuple[str,
 
 
 def logout() -> None:
-    """Forget the remote login (and revoke its token when the CLI made it)."""
+    """Forget the remote login.
+
+    Its token is revoked when the CLI made it."""
     login = stored()
     if login is None:
         out.print("not logged in")

@@ -11,13 +11,29 @@ import uvicorn
 
 from odooops import runtime
 from odooops.api import accesslog
-from odooops.cli.context import ago, out, run, settings, table
-from odooops.db import Actor
+from odooops.cli.context import JsonFlag, ago, out, print_json, run, settings, table
+from odooops.db import Actor, Database
 from odooops.errors import InvalidInput
 from odooops.managers.tokens import Tokens
 from odooops.managers.users import Users
+from odooops.settings import Settings, checked_url, public_url
 
 token_app = typer.Typer(help="Personal API tokens.", no_args_is_help=True)
+
+# The options of the HTTP server, which `serve` and `up` both take.
+Host = Annotated[str | None, typer.Option(envvar="ODOOOPS_HOST", metavar="ADDRESS", show_default="127.0.0.1",
+                                          help="Address to listen on.")]
+Port = Annotated[int | None, typer.Option(min=1, max=65535, envvar="ODOOOPS_PORT", metavar="PORT",
+                                          show_default="8600", help="Port to listen on.")]
+PublicUrl = Annotated[str | None, typer.Option(
+    "--public-url", envvar="ODOOOPS_PUBLIC_URL", metavar="URL", show_default="http://HOST:PORT",
+    help="Address people and git hosts reach the server at (as in https://ops.example.com), "
+         "in the links and webhook URLs shown.")]
+
+
+def server_settings(host: str | None, port: int | None, public: str | None) -> Settings:
+    """The settings, with the server's options given on the command line."""
+    return settings().with_overrides(host=host, port=port, public_url=checked_url(public, "--public-url"))
 
 
 class _Server(uvicorn.Server):
@@ -26,7 +42,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-def server(s, db, *, own_signals: bool = True) -> uvicorn.Server:
+def server(s: Settings, db: Database, *, own_signals: bool = True) -> uvicorn.Server:
     """The HTTP server on an open database, to run in the caller's event loop."""
     from odooops.api.app import create_app
 
@@ -35,27 +51,30 @@ def server(s, db, *, own_signals: bool = True) -> uvicorn.Server:
     return (uvicorn.Server if own_signals else _Server)(config)
 
 
-async def announce(s, db) -> None:
+def say(line: str) -> None:
+    """One line of the startup banner: wrapped by a terminal, never cut in a log file."""
+    out.print(line, soft_wrap=not out.is_terminal)
+
+
+async def announce(s: Settings, db: Database) -> None:
     """Where to point a browser; on first run, the link that makes the first owner."""
     from odooops.console.first_run import (
         setup_path,  # the console's templates load only when serving
     )
 
-    base = f"http://{s.host}:{s.port}"
-    out.print(f"  console: {base}/   api: {base}/api/v1 (docs at /api/v1/docs)")
+    base = public_url(s)
+    say(f"  console: {base}/   API: {base}/api/v1 (its docs at {base}/api/v1/docs)")
     if not await Users(db, Actor.service()).any_exist():
-        link = base + setup_path(runtime.secret_key(s).reveal())
-        out.print("  [bold]first run[/]: no one can sign in yet. Create the first owner at")
-        out.print(f"    [bold]{link}[/]", soft_wrap=True)  # whole, so a terminal can open it
+        say("  [bold]first run[/]: nobody has an account yet. Open this link to create the first one (the owner):")
+        out.print(f"    [bold]{base}{setup_path(runtime.secret_key(s).reveal())}[/]", soft_wrap=True)  # whole
 
 
-def serve(
-    host: Annotated[str | None, typer.Option(envvar="ODOOOPS_HOST", help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(envvar="ODOOOPS_PORT", help="Port to listen on.")] = None,
-) -> None:
-    """Serve the web console (/) and the HTTP API (/api/v1, docs at
-    /api/v1/docs) until Ctrl-C."""
-    s = settings().with_overrides(host=host, port=port)
+def serve(host: Host = None, port: Port = None, public: PublicUrl = None) -> None:
+    """Serve the web console and the HTTP API until Ctrl-C.
+
+    The console is at /, the API at /api/v1 and its docs at /api/v1/docs.
+    No runner: start one with `odooops runner`, or use `odooops up`."""
+    s = server_settings(host, port, public)
     accesslog.enable()
 
     async def main() -> None:
@@ -87,7 +106,10 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(user: Annotated[str | None, typer.Option(help="Email of the user (the operator names one).")] = None) -> None:
+def token_list(
+    user: Annotated[str | None, typer.Option(help="Email of the user (the operator names one).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """List a user's tokens (never their values)."""
     async def work(db, actor):
         from odooops.managers import lookup
@@ -99,6 +121,8 @@ def token_list(user: Annotated[str | None, typer.Option(help="Email of the user 
         return await Tokens(db, actor).list_all(user_id)
 
     rows = run(work, remote=None if user else lambda api: api.get("/tokens"))
+    if as_json:
+        return print_json(rows)
     table(["id", "name", "scopes", "expires", "last used", "revoked"],
-          [[str(t["id"])[:8], t["name"], ",".join(t["scopes"]), t["expires_at"], ago(t["last_used_at"]),
+          [[str(t["id"]), t["name"], ",".join(t["scopes"]), t["expires_at"], ago(t["last_used_at"]),
             "yes" if t.get("revoked_at") or t.get("revoked") else ""] for t in rows])

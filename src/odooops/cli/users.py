@@ -31,18 +31,20 @@ def read_password(password_stdin: bool, if_empty: str) -> str:
 
 
 def set_password(email: str, password_stdin: PasswordStdin = False) -> None:
-    """Give a user a new password (asks on a terminal, else reads standard input).
+    """Give a user a new password, from standard input.
 
-    Their console sessions end. The operator only."""
+    On a terminal it is asked twice, else read from the first line of
+    standard input. Their console sessions end. The operator only."""
     password = read_password(password_stdin, "pipe it in as the first line")
     user = run(lambda db, actor: Passwords(db, actor).set(email, password))
     out.print(f"{user['email']} has a new password; their console sessions have ended")
 
 
 def reset_link(email: str) -> None:
-    """Print a one-time link with which a user chooses a new password.
+    """Print a one-time link to choose a new password.
 
-    It is open for 24 hours, and a newer link voids it. The operator only."""
+    The user opens it to choose their password. It is open for 24 hours,
+    and a newer link voids it. The operator only."""
     link = run(lambda db, actor: Passwords(db, actor).start_reset(email))
     url = f"{public_url(settings())}/reset?token={link.token}"
     out.print(f"a one-time link for {link.email} to choose a new password, open for "

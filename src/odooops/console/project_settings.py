@@ -20,7 +20,7 @@ from odooops.managers.hooks import Hooks
 from odooops.managers.ingest_tokens import IngestTokens
 from odooops.managers.projects import Projects
 from odooops.models import IngestTokenIn
-from odooops.web import described, secret_of
+from odooops.web import described, public_base, secret_of
 
 router = APIRouter(include_in_schema=False)
 DELIVERIES_SHOWN = 20
@@ -46,7 +46,7 @@ async def _project_page(request: Request, who: Visitor, org: str, name: str, sta
     context.setdefault("form", {})
     context.setdefault("errors", {})
     return page(request, "project_settings.html", status=status, project=project, org=org, slug=name,
-                admin=admin, base=str(request.base_url).rstrip("/"),
+                admin=admin, base=public_base(request),
                 shell=shell(ref, project, "settings", (("Settings", f"/p/{ref}/settings"),)), **context)
 
 
