@@ -45,7 +45,7 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("odooops", appauthor=False))
 
 
-# Every setting, with its default and meaning; a test holds the README to this list.
+# Every setting, with its default and meaning; a test holds docs/configuration.md to this list.
 DOCUMENTED = [
     ("ODOOOPS_DATA_DIR", "<user data dir>/odooops",
      "Where OdooOps keeps the embedded PostgreSQL, generated secrets and artifacts."),
