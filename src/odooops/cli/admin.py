@@ -11,7 +11,7 @@ import typer
 from rich.text import Text
 
 from odooops import repos
-from odooops.cli.context import JsonFlag, ago, err, out, print_json, run, status, table
+from odooops.cli.context import JsonFlag, ago, err, out, print_json, result, run, status, table
 from odooops.cli.context import settings as cli_settings
 from odooops.cli.remote import project_path
 from odooops.cli.users import PasswordStdin, read_password
@@ -337,7 +337,7 @@ def builds(
     if as_json:
         return print_json(rows)
     table(["id", "branch", "commit", "trigger", "status", "result", "queued"],
-          [[r["id"], r["branch"], r["commit_sha"][:10], r["trigger"], status(r["status"]), r["result"],
+          [[r["id"], r["branch"], r["commit_sha"][:10], r["trigger"], status(r["status"]), result(r["result"]),
             ago(r["queued_at"] or r["created_at"])] for r in rows])
 
 

@@ -19,7 +19,7 @@ from odooops import runtime
 from odooops.db import Actor, Database
 from odooops.errors import InvalidInput, OpsError
 from odooops.managers import lookup
-from odooops.managers.vocabulary import status_label
+from odooops.managers.vocabulary import result_label, status_label
 from odooops.settings import Settings
 
 T = TypeVar("T")
@@ -131,6 +131,12 @@ def status(value: str | None) -> Text:
     """A run's status in the managers' vocabulary, as the console shows it."""
     label = status_label(value)
     return Text(f"{label.icon} {label.word}", style=TONE_STYLE[label.tone])
+
+
+def result(value: str | None) -> Text:
+    """A build's verdict (ok, warn, ko) as the console says it: OK, Warnings, Errors."""
+    label = result_label(value)
+    return Text(f"{label.icon} {label.word}", style=TONE_STYLE[label.tone]) if label else Text("-")
 
 
 def ago(ts: datetime | None) -> str:
