@@ -14,9 +14,10 @@ from datetime import datetime
 from uuid import UUID
 
 from odooops.db import queries_beside
-from odooops.errors import BadCredentials, Forbidden, OpsError, TooManyRequests
+from odooops.errors import Forbidden, OpsError
 from odooops.managers import Manager, lookup
-from odooops.managers.users import hash_password, verify_password
+from odooops.managers.sessions import Sessions
+from odooops.managers.users import hash_password
 
 Q = queries_beside(__file__)
 RESET_PREFIX = "oor_"
@@ -75,12 +76,9 @@ class Passwords(Manager):
         (a wrong one counts as a failed login, throttled alike); every other
         session of theirs ends."""
         password_hash = await asyncio.to_thread(hash_password, new)  # a too-short one is no attempt
-        attempt = await self.row(Q["begin"], {"email": email, "address": address})
-        if attempt["retry_after"]:
-            raise TooManyRequests("too many wrong passwords: wait before trying again",
-                                  retry_after=attempt["retry_after"])
-        if not await asyncio.to_thread(verify_password, attempt["password_hash"], current):
-            raise BadCredentials("the current password is wrong")
+        attempt = await Sessions(self.db, self.actor).attempt(
+            email, current, address, throttled="too many wrong passwords: wait before trying again",
+            wrong="the current password is wrong")
         async with self.tx() as conn:
             await conn.execute(Q["forget_attempt"], {"attempt_id": attempt["attempt_id"]})
             await conn.execute(Q["set"], {"user_id": attempt["user_id"], "password_hash": password_hash,

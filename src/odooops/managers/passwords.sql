@@ -10,9 +10,5 @@ select * from ops.password_reset_user(%(token_hash)s);
 -- name: finish_reset
 select * from ops.finish_password_reset(%(token_hash)s, %(password_hash)s);
 
--- name: begin
--- checking the current password is a login attempt: recorded, and throttled alike
-select * from ops.login_begin(%(email)s, %(address)s);
-
 -- name: forget_attempt
 delete from ops.login_failures where id = %(attempt_id)s;

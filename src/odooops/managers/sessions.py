@@ -10,7 +10,7 @@ import hmac
 import secrets
 from uuid import UUID
 
-from odooops.db import Actor, queries_beside
+from odooops.db import Actor, Row, queries_beside
 from odooops.errors import BadCredentials, NotFound, TooManyRequests
 from odooops.managers import Manager
 from odooops.managers.users import Users, verify_password
@@ -48,14 +48,7 @@ class Sessions(Manager):
     async def login(self, email: str, password: str, address: str, user_agent: str) -> dict:
         """A new session for the right email and password: the user, the clear
         session token (for the cookie only), its CSRF token and expiry."""
-        attempt = await self.row(Q["begin"], {"email": email, "address": address})
-        if attempt["retry_after"]:
-            # one message whoever is throttled, and by what: Retry-After says how long
-            raise TooManyRequests("too many failed logins: wait before trying again",
-                                  retry_after=attempt["retry_after"])
-        # argon2 takes tens of milliseconds of CPU: not on the event loop
-        if not await asyncio.to_thread(verify_password, attempt["password_hash"], password):
-            raise BadCredentials()
+        attempt = await self.attempt(email, password, address)
         token = PREFIX + secrets.token_urlsafe(32)
         session = await self.row(Q["succeeded"], {
             "attempt_id": attempt["attempt_id"], "user_id": attempt["user_id"], "token_hash": session_hash(token),
@@ -63,6 +56,21 @@ class Sessions(Manager):
         user = await Users(self.db, Actor.user(attempt["user_id"])).me()
         return {"user": user, "token": token, "csrf_token": csrf_token(token),
                 "session_id": session["session_id"], "expires_at": session["expires_at"]}
+
+    async def attempt(self, email: str, password: str, address: str, *,
+                      throttled: str = "too many failed logins: wait before trying again",
+                      wrong: str | None = None) -> Row:
+        """An email's password checked as a login attempt is: recorded and
+        throttled in the database, whatever asks. The attempt (user, id), or
+        TooManyRequests / BadCredentials."""
+        attempt = await self.row(Q["begin"], {"email": email, "address": address})
+        if attempt["retry_after"]:
+            # one message whoever is throttled, and by what: Retry-After says how long
+            raise TooManyRequests(throttled, retry_after=attempt["retry_after"])
+        # argon2 takes tens of milliseconds of CPU: not on the event loop
+        if not await asyncio.to_thread(verify_password, attempt["password_hash"], password):
+            raise BadCredentials(wrong)
+        return attempt
 
     async def resolve(self, token: str) -> dict | None:
         """The user, session id and expiry a session token stands for, or None."""
