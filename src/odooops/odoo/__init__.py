@@ -1,0 +1,1 @@
+"""What OdooOps knows of Odoo: sources, addons, databases, odoo-bin and its log."""
