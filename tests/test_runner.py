@@ -175,7 +175,9 @@ def test_missing_recipe_fails_clearly(settings, project, runners):
     project({"README.md": "no recipe here\n"})
     runners()
     row = wait_status(settings, trigger(settings), {"failed"})
-    assert "has no .odooops.toml" in row["error"]
+    assert "phase sources failed" in row["error"]
+    assert "the repository has no Odoo module (no folder with a __manifest__.py) and no .odooops.toml" \
+        in "\n".join(messages(settings, row["id"]))
 
 
 def test_a_recipe_over_the_phase_limit_fails_the_build_naming_it(settings, project, runners):

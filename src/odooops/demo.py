@@ -1,8 +1,12 @@
-"""A demo project: a small Odoo module in a local git repository, an org, and
-the three stages of branches, so a new user has something to look at."""
+"""A demo project: a real Odoo addons repository (two modules, one depending
+on the other, with a model, views, access rules, demo data and tests) on the
+public Odoo repository at 17.0, an org, and the three stages of branches.
+Where the public repository cannot be reached, its builds fail saying so and
+how to point the project at a local Odoo source."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,16 +19,7 @@ from odooops.managers.projects import Projects
 from odooops.managers.runs import Runs
 
 PROJECT = "demo/hello-odoo"
-FILES = {
-    "hello_odoo/__init__.py": "",
-    "hello_odoo/__manifest__.py": (
-        "{\n    'name': 'Hello Odoo',\n    'version': '17.0.1.0.0',\n    'depends': ['base'],\n"
-        "    'data': [],\n    'installable': True,\n    'license': 'LGPL-3',\n}\n"),
-    ".odooops.toml": (
-        "# The phases a build runs, in order.\n[[phases]]\nname = \"lint\"\n"
-        "command = \"python3 -m py_compile hello_odoo/__manifest__.py\"\n"),
-    "README.md": "# Hello Odoo\n\nA demo project for OdooOps.\n",
-}
+FILES = Path(__file__).with_name("demo_repo")  # a real Odoo 17.0 addons repository, no .odooops.toml
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -37,12 +32,10 @@ def make_repo(path: Path) -> Path:
         return path
     path.mkdir(parents=True, exist_ok=True)
     _git(path, "init", "-q", "-b", "main")
-    for name, text in FILES.items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_text(text)
+    shutil.copytree(FILES, path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     _git(path, "add", "-A")
     _git(path, "-c", "user.name=OdooOps demo", "-c", "user.email=demo@odooops.invalid",
-         "commit", "-q", "-m", "Hello Odoo")
+         "commit", "-q", "-m", "Hello Notes and Hello Board")
     _git(path, "branch", "staging")
     _git(path, "branch", "feature-hello")
     return path

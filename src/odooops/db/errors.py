@@ -31,6 +31,7 @@ CONSTRAINT_MESSAGES = {
     "projects_name_check": "a project name is 1 to 200 characters",
     "projects_repo_url_check": "a project needs a repository URL",
     "projects_odoo_version_check": "an Odoo version looks like 17.0",
+    "projects_odoo_version_supported": "OdooOps builds Odoo 16.0, 17.0, 18.0 and 19.0",
     "branches_project_name_key": "that project already has a branch with that name",
     "branches_name_check": "that is not a valid git branch name",
     "branches_one_production": "a project has exactly one production branch; it already has one",

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from psycopg.types.json import Jsonb
 
 from odooops import git
 from odooops.db import queries_beside
@@ -40,6 +43,26 @@ def stage_moves(branches: Sequence[Mapping[str, Any]], role: str | None) -> dict
             for b in branches}
 
 
+MODULE = re.compile(r"^[a-z0-9_]{1,128}$")
+BRANCH_SETTINGS = {
+    "odoo_modules": ("the modules a build installs and tests: \"own\" (the project's installable modules), "
+                     "\"all\" (with the extra repositories'), or a list of names",
+                     lambda v: v in ("own", "all") or (isinstance(v, list) and 0 < len(v) <= 500
+                                                       and all(isinstance(m, str) and MODULE.match(m) for m in v))),
+    "odoo_test_tags": ("odoo-bin's --test-tags for the build (default: the modules under test)",
+                       lambda v: isinstance(v, str) and 0 < len(v) <= 2000),
+}
+
+
+def check_branch_settings(values: dict) -> dict:
+    for key, value in values.items():
+        if key not in BRANCH_SETTINGS:
+            raise InvalidInput(f"unknown branch setting {key!r}; known: {', '.join(sorted(BRANCH_SETTINGS))}")
+        if not BRANCH_SETTINGS[key][1](value):
+            raise InvalidInput(f"{key}: {BRANCH_SETTINGS[key][0]}; {value!r} does not fit")
+    return values
+
+
 class Branches(Manager):
     async def add(self, project_ref: str, name: str, stage: str = "development", *, check: bool = True) -> dict:
         """Track a branch of the project's repository. With `check`, git must
@@ -75,6 +98,19 @@ class Branches(Manager):
             row = await (await conn.execute(Q["set_stage"], {"id": branch["id"], "stage": stage})).fetchone()
             if row is None:  # visible but not updatable: row-level security said no
                 raise Forbidden("your role in this project cannot change stages")
+            return row
+
+    async def set_settings(self, project_ref: str, name: str, values: dict) -> dict:
+        """Merge settings into the branch's (admins): which modules its Odoo
+        builds install and test, and their test tags."""
+        check_branch_settings(values)
+        async with self.tx() as conn:
+            project = await lookup.project(conn, project_ref)
+            branch = await lookup.branch(conn, project, name)
+            row = await (await conn.execute(Q["merge_settings"], {"id": branch["id"], "values": Jsonb(values)}))\
+                .fetchone()
+            if row is None:
+                raise Forbidden("only an admin of this project can change a branch's settings")
             return row
 
     async def archive(self, project_ref: str, name: str) -> dict:

@@ -10,3 +10,6 @@ update ops.branches set stage = %(stage)s where id = %(id)s returning *;
 
 -- name: archive
 select * from ops.archive_branch(%(id)s);
+
+-- name: merge_settings
+update ops.branches set settings = settings || %(values)s where id = %(id)s returning *;

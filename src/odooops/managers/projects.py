@@ -9,6 +9,7 @@ from odooops import git, repos
 from odooops.db import Actor, Connection, Database, Row, queries_beside
 from odooops.errors import Forbidden, InvalidInput, OpsError
 from odooops.managers import Manager, lookup, project_secrets
+from odooops.odoo import sources
 from odooops.sealing import SecretBox
 
 Q = queries_beside(__file__)
@@ -26,9 +27,24 @@ SETTINGS = {
     "max_attempts": ("attempts a run gets when its worker is lost (1 to 5)",
                      lambda v: isinstance(v, int) and 1 <= v <= 5),
     "env": ("environment variables of every phase", lambda v: _str_dict(v)),
+    "odoo_repository": ("the Odoo repository: a URL or a local path (default: the public Odoo repository)",
+                        lambda v: _text(v, 2000)),
+    "odoo_ref": ("the branch, tag or commit of Odoo (default: the project's Odoo version)",
+                 lambda v: isinstance(v, str) and bool(sources.REF.match(v))),
+    "enterprise_repository": ("the enterprise repository, a URL or a local path; its token is the secret_env "
+                              f"{sources.ENTERPRISE_TOKEN}", lambda v: _text(v, 2000)),
+    "enterprise_ref": ("the branch, tag or commit of enterprise (default: the Odoo version)",
+                       lambda v: isinstance(v, str) and bool(sources.REF.match(v))),
+    "extra_addons": ("extra addons repositories: a list of {name, repository, ref}", sources.check_settings),
+    "template_cache": ("builds start from a database template with the dependencies installed",
+                       lambda v: isinstance(v, bool)),
     "secret_env": ("environment variables masked in every log", lambda v: _str_dict(v)),
 }
 SECRET_KEYS = {"secret_env"}
+
+
+def _text(value: object, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value.strip()) <= limit
 
 
 def _str_dict(value: object) -> bool:

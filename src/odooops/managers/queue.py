@@ -37,6 +37,16 @@ class Queue(Manager):
         return await self.row(Q["record_commit"], {"run_id": run_id, "attempt": attempt, "message": message,
                                                    "author": author})
 
+    async def record_sources(self, run_id: int, attempt: int, sources: list[dict]) -> dict:
+        """The exact revisions of the Odoo sources the attempt built on."""
+        return await self.row(Q["record_sources"], {"run_id": run_id, "attempt": attempt, "sources": Jsonb(sources)})
+
+    async def record_test_results(self, run_id: int, attempt: int, results: list[dict]) -> int:
+        """Each test's result, replacing an earlier attempt's."""
+        row = await self.row(Q["record_test_results"], {"run_id": run_id, "attempt": attempt,
+                                                        "results": Jsonb(results)})
+        return row["recorded"]
+
     async def finish(self, run_id: int, attempt: int, status: str, result: str | None = None,
                      exit_code: int | None = None, error: str | None = None) -> dict:
         return await self.row(Q["finish"], {"run_id": run_id, "attempt": attempt, "status": status,

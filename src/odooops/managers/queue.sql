@@ -13,6 +13,12 @@ select * from ops.start_run(%(run_id)s, %(attempt)s);
 -- name: record_commit
 select * from ops.record_commit(%(run_id)s, %(attempt)s, %(message)s, %(author)s);
 
+-- name: record_sources
+select * from ops.record_sources(%(run_id)s, %(attempt)s, %(sources)s);
+
+-- name: record_test_results
+select ops.record_test_results(%(run_id)s, %(attempt)s, %(results)s) as recorded;
+
 -- name: finish
 select * from ops.finish_run(%(run_id)s, %(attempt)s, %(status)s, %(result)s, %(exit_code)s, %(error)s);
 
@@ -54,6 +60,7 @@ select * from ops.authorize_run(%(run_id)s);
 
 -- name: run_settings
 select r.*, p.settings as project_settings, p.repo_url, p.odoo_version, b.name as branch_name, b.stage,
+       b.settings as branch_settings, p.slug as project_slug, (select o.slug from ops.orgs o where o.id = p.org_id) as org_slug,
        array(select rr.path from ops.org_repo_roots rr where rr.org_id = p.org_id) as repo_roots
   from ops.runs r join ops.projects p on p.id = r.project_id left join ops.branches b on b.id = r.branch_id
  where r.id = %(run_id)s;

@@ -62,6 +62,11 @@ class Runs(Manager):
         rows = await self.all(Q["phases"], {"run_id": run_id})
         return [_phase(r) for r in rows]
 
+    async def tests(self, run_id: int) -> list[dict]:
+        """The run's test results, failures first, each with its log line."""
+        await self.get(run_id)
+        return await self.all(Q["tests"], {"run_id": run_id})
+
     async def get(self, run_id: int) -> dict:
         run = await self.one(Q["get"], {"run_id": run_id})
         if run is None:

@@ -35,3 +35,7 @@ select r.*, o.slug || '/' || p.slug as project_ref, b.name as branch, b.stage,
 
 -- name: tail
 select * from ops.build_log_tail(%(run_id)s, %(limit)s);
+
+-- name: tests
+select module, test_class, method, outcome, duration_ms, traceback, fingerprint, log_seq, attempt
+  from ops.build_tests(%(run_id)s);

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,6 +65,15 @@ class LogSink:
         self._seq = seq
         if len(rows) >= MAX_BATCH:
             self._wake.set()
+
+    def tapped(self, tap: Callable[[int, str], None]) -> Callable[[str, list[str]], None]:
+        """`lines`, also handing each line (masked) and its seq to `tap`."""
+        def lines(stream: str, batch: list[str]) -> None:
+            seq = self._seq
+            self.lines(stream, batch)
+            for i, line in enumerate(self.mask.lines(batch)):
+                tap(seq + i, line)
+        return lines
 
     def system(self, message: str, level: str = "info") -> None:
         self.lines("system", [message], level)

@@ -4,7 +4,6 @@ A failed phase stops the pipeline; the phases after it are recorded skipped."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import functools
 import hashlib
 import os
@@ -12,16 +11,22 @@ import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from odooops import repos
 from odooops.errors import InvalidInput, OpsError
 from odooops.git import describe_head
+from odooops.locks import locked
+from odooops.odoo.odoolog import Verdict
+from odooops.odoo.pyenv import PipWatch
 from odooops.runner import recipe as recipes
 from odooops.runner.executor import Command, Executor, Limits, Process
 from odooops.runner.logs import LogSink
+
+if TYPE_CHECKING:
+    from odooops.odoo.build import OdooHost, Record
 
 GIT_ENV = repos.GIT_ENV  # no host configuration or credentials; remote transports only
 MIRROR_ENV = {**GIT_ENV, "GIT_ALLOW_PROTOCOL": "file"}  # the clone of our own mirror
@@ -69,8 +74,13 @@ OnCommit = Callable[[str, str], Awaitable[object]]  # (message, author)
 
 class BuildPipeline:
     def __init__(self, job: Job, executor: Executor, data_dir: Path, limits: Limits,
-                 on_commit: OnCommit | None = None, repo_roots: tuple[Path, ...] = ()):
+                 on_commit: OnCommit | None = None, repo_roots: tuple[Path, ...] = (),
+                 odoo_host: Callable[[], Awaitable[OdooHost]] | None = None, cache: Path | None = None,
+                 recorders: tuple[Record, Record] | None = None):
         self.job = job
+        self.odoo_host = odoo_host  # made on first use: the environment database server starts then
+        self.recorders = recorders  # of sources and of test results
+        self.cache = cache or data_dir
         self.repo_roots = repo_roots  # ODOOOPS_REPO_ROOTS
         self.on_commit = on_commit
         self.executor = executor
@@ -79,6 +89,9 @@ class BuildPipeline:
         self.src = job.workdir / "src"
         self.artifacts = job.workdir / "artifacts"
         self.venv: Path | None = None
+        # after an Odoo build's database phase: how phases reach the build's database, as Odoo does
+        self.database_env: dict[str, str] = {}
+        self.database_binds: tuple[Path, ...] = ()
         self._exit_code: int | None = None  # of the phase that failed
 
     async def run(self) -> Outcome:
@@ -91,17 +104,55 @@ class BuildPipeline:
         except InvalidInput as exc:
             self.job.sink.system(str(exc), "error")
             return Outcome("failed", "ko", str(exc))
+        if recipe.odoo is not None:
+            return await self._odoo_build(recipe, recipe.odoo)
         later = ["install", *(p.name for p in recipe.phases)]
         if not await self._phase("install", lambda: self._install(recipe.requirements)):
             return self._stopped("install", later[1:])
-        for i, phase in enumerate(recipe.phases):
-            if self.job.stop_after_phase:
-                return self._stopped(None, later[1 + i:])
-            if not await self._phase(phase.name, functools.partial(self._recipe_phase, phase)):
-                return self._stopped(phase.name, later[2 + i:])
-        return Outcome("succeeded", "ok", exit_code=0)
+        return await self._recipe_phases(recipe.phases, "ok")
 
-    def _stopped(self, failed: str | None, skipped: list[str]) -> Outcome:
+    async def _recipe_phases(self, phases: list[recipes.Phase], result: str) -> Outcome:
+        for i, phase in enumerate(phases):
+            if self.job.stop_after_phase:
+                return self._stopped(None, [p.name for p in phases[i:]])
+            if not await self._phase(phase.name, functools.partial(self._recipe_phase, phase)):
+                return self._stopped(phase.name, [p.name for p in phases[i + 1:]])
+        return Outcome("succeeded", result, exit_code=0)
+
+    async def _odoo_build(self, recipe: recipes.Recipe, options: recipes.OdooOptions) -> Outcome:
+        """sources, install, [before-odoo phases], database, odoo, [after-odoo phases]."""
+        if self.odoo_host is None:
+            self.job.sink.system("this runner has no environment database server for Odoo builds", "error")
+            return Outcome("failed", "ko", "no Odoo host")
+        from odooops.odoo.build import OdooBuild
+
+        build = OdooBuild(self, await self.odoo_host(), self.job.run, options)
+        if self.recorders:
+            build.record_sources, build.record_tests = self.recorders
+        before = [p for p in recipe.phases if p.before_odoo]
+        after = [p for p in recipe.phases if not p.before_odoo]
+        steps: list[tuple[str, PhaseFn]] = [("sources", build.sources), ("install", build.install)]
+        steps += [(p.name, functools.partial(self._recipe_phase, p)) for p in before]
+        steps += [("database", build.database_phase)]
+        verdict: list[Verdict] = []
+
+        async def odoo() -> int:
+            code, judged = await build.odoo()
+            verdict.append(judged)
+            self.job.sink.system(f"Odoo's verdict: {judged.result}" + ("".join(f"\n  {r}" for r in judged.reasons)),
+                                 {"ok": "info", "warn": "warning"}.get(judged.result, "error"))
+            return code if judged.result != "ko" else (code or 1)
+
+        steps.append(("odoo", odoo))
+        names = [n for n, _ in steps] + [p.name for p in after]
+        for i, (name, fn) in enumerate(steps):
+            if self.job.stop_after_phase and i:
+                return self._stopped(None, names[i:])
+            if not await self._phase(name, fn):
+                return self._stopped(name, names[i + 1:], verdict[0] if verdict else None)
+        return await self._recipe_phases(after, verdict[0].result)
+
+    def _stopped(self, failed: str | None, skipped: list[str], verdict: Verdict | None = None) -> Outcome:
         for name in skipped:
             self.job.sink.system(f"phase {name} skipped", "info")
             self.job.sink.phase = None
@@ -112,7 +163,10 @@ class BuildPipeline:
             return Outcome("canceled", None, reason)
         if reason == "shutdown" or (failed is None and self.job.stop_after_phase):
             return Outcome("queued", None, "handed back: the worker shut down")
-        return Outcome("failed", "ko", f"phase {failed} failed", self._exit_code)
+        error = f"phase {failed} failed"
+        if verdict is not None and verdict.reasons:
+            error += ": " + verdict.reasons[0]
+        return Outcome("failed", "ko", error, self._exit_code)
 
     async def _phase(self, name: str, fn: PhaseFn) -> bool:
         sink = self.job.sink
@@ -133,11 +187,22 @@ class BuildPipeline:
             self._exit_code = code
         return ok
 
-    async def _exec(self, command: Command, timeout: float | None = None) -> int:
+    def say(self, message: str, level: str = "info") -> None:
+        self.job.sink.system(message, level)
+
+    async def exec_logged(self, command: Command, timeout: float | None = None,
+                          tap: Callable[[int, str], None] | None = None) -> int:
+        """Run a command, its output in the log; `tap` also sees each line
+        (masked, as the log keeps it) with its seq."""
+        return await self._exec(command, timeout, tap)
+
+    async def _exec(self, command: Command, timeout: float | None = None,
+                    tap: Callable[[int, str], None] | None = None) -> int:
         if self.job.abort_reason:
             return -1
         sink = self.job.sink
-        process = await self.executor.start(command, sink.lines)
+        on_lines = sink.lines if tap is None else sink.tapped(tap)
+        process = await self.executor.start(command, on_lines)
         self.job.current = process
         if self.job.abort_reason:  # an abort that came while the process was starting
             process.kill()
@@ -154,16 +219,16 @@ class BuildPipeline:
         finally:
             self.job.current = None
 
-    def _command(self, argv: list[str], *, cwd: Path, env: dict[str, str] | None = None, network: bool = False,
-                 sandbox: bool = True) -> Command:
+    def command(self, argv: list[str], *, cwd: Path, env: dict[str, str] | None = None, network: bool = False,
+                sandbox: bool = True, readable: tuple[Path, ...] = (), writable: tuple[Path, ...] = ()) -> Command:
         work = self.job.workdir
         env = {**self.job.env, **(env or {}), "HOME": str(work / "home"), "TMPDIR": str(work / "tmp"),
                "ODOOOPS_ARTIFACTS": str(self.artifacts)}
-        readable = (self.venv,) if self.venv else ()
+        readable = ((self.venv,) if self.venv else ()) + readable
         if self.venv:
             env["PATH"] = f"{self.venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"
             env["VIRTUAL_ENV"] = str(self.venv)
-        return Command(argv, cwd, env, network=network, sandbox=sandbox, writable=(work,),
+        return Command(argv, cwd, env, network=network, sandbox=sandbox, writable=(work, *writable),
                        readable=readable, hidden=(self.data_dir,), limits=self.limits)
 
     # checkout: a bare mirror per repository, fetched, then a shared clone at the commit
@@ -175,9 +240,9 @@ class BuildPipeline:
         source = repos.check(run["repo_url"], run.get("repo_roots") or (), repos.Host(self.repo_roots, self.data_dir))
         mirror = self.data_dir / "git" / repos.mirror_name(run["project_id"], source)
         mirror.parent.mkdir(parents=True, exist_ok=True)
-        git = lambda *a, cwd=self.job.workdir, env=GIT_ENV: self._command(  # noqa: E731
+        git = lambda *a, cwd=self.job.workdir, env=GIT_ENV: self.command(  # noqa: E731
             ["git", *a], cwd=cwd, env=env, network=True, sandbox=False)
-        async with _locked(mirror.with_suffix(".lock")):
+        async with locked(mirror.with_suffix(".lock")):
             if not (mirror / "HEAD").exists():
                 self.job.sink.system(f"mirroring {repos.display(source.url)}")
                 code = await self._exec(git("clone", "--mirror", "--quiet", "--", source.url, str(mirror),
@@ -219,14 +284,18 @@ class BuildPipeline:
         h = hashlib.sha256(sys.version.encode())
         for path in present:
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        venv = self.data_dir / "venvs" / h.hexdigest()[:24]
+        return await self.make_venv(self.cache / "venvs" / h.hexdigest()[:24], present)
+
+    async def make_venv(self, venv: Path, files: list[Path]) -> int:
+        """The virtualenv of these requirements files, made once per host and
+        reused; a requirement that does not install is named."""
         venv.parent.mkdir(parents=True, exist_ok=True)
-        async with _locked(venv.with_suffix(".lock")):
+        async with locked(venv.with_suffix(".lock")):
             if (venv / ".complete").exists():
                 self.job.sink.system(f"reusing virtualenv {venv.name}")
                 self.venv = venv
                 return 0
-            code = await self._make_venv(venv, present)
+            code = await self._make_venv(venv, files)
         if code == 0:
             self.venv = venv
         return code
@@ -236,12 +305,16 @@ class BuildPipeline:
         `.complete` is written last, so a half-made one is never reused."""
         self.job.sink.system(f"creating virtualenv {venv.name}")
         shutil.rmtree(venv, ignore_errors=True)
-        cmd = lambda argv: self._command(argv, cwd=self.src, network=True, sandbox=False)  # noqa: E731
+        cmd = lambda argv: self.command(argv, cwd=self.src, network=True, sandbox=False)  # noqa: E731
         code = await self._exec(cmd([sys.executable, "-m", "venv", str(venv)]))
-        for req in requirements:
-            if code == 0:
-                code = await self._exec(cmd([str(venv / "bin" / "python"), "-m", "pip", "install",
-                                             "--disable-pip-version-check", "--no-input", "-r", str(req)]))
+        if code == 0 and requirements:
+            pip = PipWatch()
+            code = await self._exec(cmd([str(venv / "bin" / "python"), "-m", "pip", "install",
+                                         "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+                                         *(a for r in requirements for a in ("-r", str(r)))]),
+                                    tap=lambda _seq, line: pip.feed(line))
+            if code != 0:
+                self.job.sink.system(pip.reason(""), "error")
         if code == 0:
             (venv / ".complete").touch()
         else:
@@ -250,22 +323,6 @@ class BuildPipeline:
 
     async def _recipe_phase(self, phase: recipes.Phase) -> int:
         self.job.sink.system(f"$ {recipes.describe(phase)}")
-        return await self._exec(self._command(phase.argv, cwd=self.src, env=phase.env, network=phase.network),
-                                phase.timeout)
-
-
-@asynccontextmanager
-async def _locked(path: Path):
-    """An exclusive lock on a file, shared by every job and runner process on
-    this host; waited for without blocking the event loop."""
-    with path.open("a") as f:
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                await asyncio.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        env, writable = (self.database_env, self.database_binds) if not phase.before_odoo else ({}, ())
+        return await self._exec(self.command(phase.argv, cwd=self.src, env={**env, **phase.env},
+                                             network=phase.network, writable=writable), phase.timeout)

@@ -1,5 +1,8 @@
-"""A project's build recipe: the phases in `.odooops.toml` at the root of
-its repository. The Odoo recipe of a later issue plugs into the same shape."""
+"""A project's build recipe: `.odooops.toml` at the root of its repository.
+
+No file, or a file with an `[odoo]` table, makes an Odoo build (sources,
+Python environment, database, install and test), with the file's phases
+before or after the Odoo phases; a file without one runs its phases only."""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odooops.errors import InvalidInput
+from odooops.odoo.odoobin import check_extra
 
 RECIPE_FILE = ".odooops.toml"
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
-RESERVED = {"checkout", "install"}
+RESERVED = {"checkout", "install", "sources", "database", "odoo"}
+WHEN = ("after-odoo", "before-odoo")
 # A recipe comes from whoever can push: bounded, so that a build's log and
 # its phase records stay of a readable size.
 MAX_PHASES = 50
@@ -27,18 +32,31 @@ class Phase:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
     network: bool = False
+    before_odoo: bool = False
+
+
+@dataclass(frozen=True)
+class OdooOptions:
+    """The `[odoo]` table: which modules a build installs and tests, and how."""
+
+    modules: str | list[str] | None = None  # own | all | names; None: the branch's setting, else own
+    test_tags: str | None = None
+    demo: bool = True
+    tests: bool = True
+    options: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Recipe:
     phases: list[Phase]
     requirements: list[str]
+    odoo: OdooOptions | None = None
 
 
 def load(checkout: Path) -> Recipe:
     path = checkout / RECIPE_FILE
     if not path.exists():
-        raise InvalidInput(f"the repository has no {RECIPE_FILE}: it says which phases a build runs")
+        return Recipe([], ["requirements.txt"], OdooOptions())
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -56,7 +74,34 @@ def load(checkout: Path) -> Recipe:
     requirements = install.get("requirements", ["requirements.txt"])
     if not isinstance(requirements, list) or not all(isinstance(r, str) for r in requirements):
         raise InvalidInput(f"{RECIPE_FILE}: install.requirements is a list of file names")
-    return Recipe(phases, requirements)
+    odoo = _odoo(data["odoo"]) if "odoo" in data else None
+    if odoo is None and any(p.before_odoo for p in phases):
+        raise InvalidInput(f"{RECIPE_FILE}: a phase runs before-odoo, but there is no [odoo] table")
+    return Recipe(phases, requirements, odoo)
+
+
+def _odoo(raw: object) -> OdooOptions:
+    where = f"{RECIPE_FILE}: [odoo]"
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{where} is a table")
+    unknown = set(raw) - {"modules", "test_tags", "demo", "tests", "options"}
+    if unknown:
+        raise InvalidInput(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+    modules = raw.get("modules")
+    if not (modules is None or modules in ("own", "all")
+            or (isinstance(modules, list) and modules and all(isinstance(m, str) and m for m in modules))):
+        raise InvalidInput(f"{where}: modules is \"own\", \"all\" or a list of module names")
+    tags = raw.get("test_tags")
+    if tags is not None and (not isinstance(tags, str) or len(tags) > 2000):
+        raise InvalidInput(f"{where}: test_tags is a string, as odoo-bin's --test-tags takes it")
+    for key in ("demo", "tests"):
+        if not isinstance(raw.get(key, True), bool):
+            raise InvalidInput(f"{where}: {key} is true or false")
+    try:
+        options = check_extra(raw.get("options", []))
+    except ValueError as exc:
+        raise InvalidInput(f"{where}: {exc}") from exc
+    return OdooOptions(modules, tags, raw.get("demo", True), raw.get("tests", True), options)
 
 
 def _phase(index: int, raw: object) -> Phase:
@@ -67,7 +112,7 @@ def _phase(index: int, raw: object) -> Phase:
     if (not isinstance(name, str) or not name or len(name) > MAX_NAME or not set(name) <= _NAME_OK
             or name in RESERVED):
         raise InvalidInput(f"{where} needs a name of at most {MAX_NAME} characters: lowercase letters, digits, "
-                           "- and _ (not checkout or install)")
+                           f"- and _ (not {', '.join(sorted(RESERVED))})")
     command = raw.get("command")
     if isinstance(command, str):
         argv = ["/bin/sh", "-c", command]
@@ -83,7 +128,11 @@ def _phase(index: int, raw: object) -> Phase:
     timeout = raw.get("timeout")
     if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
         raise InvalidInput(f"{where} ({name}): timeout is a positive number of seconds")
-    return Phase(name, argv, {k: str(v) for k, v in env.items()}, timeout, bool(raw.get("network", False)))
+    when = raw.get("when", "after-odoo")
+    if when not in WHEN:
+        raise InvalidInput(f"{where} ({name}): when is \"before-odoo\" or \"after-odoo\"")
+    return Phase(name, argv, {k: str(v) for k, v in env.items()}, timeout, bool(raw.get("network", False)),
+                 when == "before-odoo")
 
 
 def describe(phase: Phase) -> str:

@@ -20,12 +20,16 @@ from uuid import UUID
 
 import psycopg
 
-from odooops import __version__
+from odooops import __version__, repos, runtime
 from odooops.db import Actor, Database
 from odooops.errors import DatabaseUnavailable, LeaseLost, NotFound, OpsError
 from odooops.managers.events import Events
 from odooops.managers.project_secrets import ProjectSecrets
 from odooops.managers.queue import Queue
+from odooops.odoo import envdb, pyenv
+from odooops.odoo.build import OdooHost
+from odooops.odoo.sources import ENTERPRISE_TOKEN
+from odooops.odoo.templates import TemplateCache
 from odooops.runner.artifacts import ArtifactStore
 from odooops.runner.executor import Executor, Limits, LocalExecutor
 from odooops.runner.logs import LogSink, Masker
@@ -67,6 +71,8 @@ class Runner:
         self._away = False  # the last heartbeat failed
         self._reap_after = 0.0  # monotonic time before which this runner reaps nothing
         self._tasks: set[asyncio.Task] = set()
+        self._odoo: OdooHost | None = None
+        self._odoo_lock = asyncio.Lock()
 
     @property
     def worker_id(self) -> UUID:
@@ -160,11 +166,17 @@ class Runner:
             secret_env = await self._retry("reading the secrets",
                                            lambda: self.project_secrets.reveal(run["project_id"]),
                                            (run_id, attempt))
-            env = {**{k: str(v) for k, v in (settings.get("env") or {}).items()}, **secret_env}
+            # the enterprise token fetches enterprise only: no phase sees it
+            run["enterprise_token"] = secret_env.get(ENTERPRISE_TOKEN)
+            env = {**{k: str(v) for k, v in (settings.get("env") or {}).items()},
+                   **{k: v for k, v in secret_env.items() if k != ENTERPRISE_TOKEN}}
             first_seq = await self._retry("reading the log", lambda: self.events.next_seq(run_id), (run_id, attempt))
             await self._earlier_log(run_id, attempt, first_seq, workdir / "log.txt")
+            # the branch's database password is derived, never stored, and never shown either
+            role_password = envdb.role_password(runtime.secret_key(self.settings), run["branch_id"]) \
+                if run.get("branch_id") else ""
             sink = LogSink(self.events, run_id, attempt, first_seq, workdir / "log.txt",
-                           Masker([*self.secrets, *secret_env.values()]))
+                           Masker([*self.secrets, *secret_env.values(), role_password]))
             job = Job(run, workdir, sink, env)
             self.jobs[job.id] = job
             sink.start()
@@ -253,7 +265,9 @@ class Runner:
         limit = int(settings.get("max_duration_seconds", MAX_DURATION_SECONDS))
         pipeline = BuildPipeline(job, self.executor, self.data_dir, Limits(cpu_seconds=limit),
                                  lambda message, author: self.queue.record_commit(job.id, job.attempt, message, author),
-                                 self.settings.repo_roots)
+                                 self.settings.repo_roots, self._odoo_host, self.settings.cache_dir,
+                                 (functools.partial(self.queue.record_sources, job.id, job.attempt),
+                                  functools.partial(self.queue.record_test_results, job.id, job.attempt)))
         task = asyncio.create_task(pipeline.run())
         done, _ = await asyncio.wait({task}, timeout=limit)
         if not done:
@@ -286,6 +300,19 @@ class Runner:
             record = functools.partial(self.events.record_artifact, job.id, job.attempt, a.name, a.sha256, a.size,
                                        a.content_type, a.uri)
             await self._retry(f"recording artifact {a.name}", record, (job.id, job.attempt))
+
+    async def _odoo_host(self) -> OdooHost:
+        """What Odoo builds share, made when the first one needs it: the
+        environments' database server starts then, not with the runner."""
+        async with self._odoo_lock:
+            if self._odoo is None:
+                server = await asyncio.to_thread(envdb.start, self.settings)
+                self._odoo = OdooHost(
+                    server, TemplateCache(server, runtime.secret_key(self.settings)),
+                    runtime.secret_key(self.settings), self.settings.cache_dir or self.data_dir,
+                    repos.Host.of(self.settings), pyenv.parse_substitutes(self.settings.odoo_requirement_substitutes),
+                    (self.settings.template_cache_size, self.settings.template_max_age_days))
+            return self._odoo
 
     # wake-ups, heartbeats, the reaper, shutdown
 

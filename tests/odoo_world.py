@@ -1,0 +1,69 @@
+"""Odoo for the tests: the stand-in (tests/standin, a test double of
+odoo-bin) as a git repository, and real Odoo source trees when
+ODOOOPS_TEST_ODOO_SOURCES names them (`17.0=/path/to/odoo17[,16.0=/path]`),
+the real-Odoo lane. Tests parametrized with `ODOO_SOURCES` run once per
+source; without the variable, against the stand-in only."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import git
+
+STANDIN = Path(__file__).with_name("standin")
+
+
+@dataclass(frozen=True)
+class OdooSource:
+    version: str
+    path: Path | None  # None: the stand-in, made into a repository per session
+    real: bool
+
+    @property
+    def id(self) -> str:
+        return f"{'odoo' if self.real else 'standin'}-{self.version}"
+
+
+def real_sources() -> list[OdooSource]:
+    raw = os.environ.get("ODOOOPS_TEST_ODOO_SOURCES", "")
+    found = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        version, _, path = part.partition("=")
+        found.append(OdooSource(version.strip(), Path(path.strip()), True))
+    return found
+
+
+ODOO_SOURCES = [OdooSource("17.0", None, False), *real_sources()]
+LANE = pytest.mark.parametrize("odoo_source", ODOO_SOURCES, ids=[s.id for s in ODOO_SOURCES])
+
+
+def standin_repo(where: Path, version: str = "17.0") -> Path:
+    """A git repository of the stand-in, pretending to be `version`."""
+    repo = where / f"standin-{version}"
+    if (repo / ".git").exists():
+        return repo
+    shutil.copytree(STANDIN, repo, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    release = repo / "odoo" / "release.py"
+    major, minor = version.split(".")
+    release.write_text(re.sub(r"version_info = \([^)]*\)", f"version_info = ({major}, {minor}, 0, 'final', 0, '')",
+                              release.read_text()))
+    git(repo, "init", "-q", "-b", version)
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t.test", "commit", "-q", "-m", f"stand-in {version}")
+    return repo
+
+
+def source_path(source: OdooSource, where: Path) -> Path:
+    """The source as a project names it: a local git repository."""
+    return source.path if source.path is not None else standin_repo(where, source.version)
+
+
+def odoo_timeout(source: OdooSource) -> float:
+    """How long a build may take: real Odoo installs base in a minute or so
+    here, more with its virtualenv to make the first time."""
+    return 1200 if source.real else 240
