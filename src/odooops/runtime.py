@@ -40,6 +40,12 @@ def secret_key(settings: Settings) -> Secret:
     return settings.secret_key or _kept_secret(settings, "secret_key")
 
 
+def env_superuser_password(settings: Settings) -> Secret:
+    """The password of the embedded environments' server's superuser (Odoo's
+    databases): generated once and kept beside the other generated secrets."""
+    return _kept_secret(settings, "env_superuser_password")
+
+
 def secret_box(settings: Settings) -> SecretBox:
     """What seals and opens project secrets, under a key derived from the server key."""
     return SecretBox(secret_key(settings))

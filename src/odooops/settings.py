@@ -51,6 +51,12 @@ DOCUMENTED = [
      "Where OdooOps keeps the embedded PostgreSQL, generated secrets and artifacts."),
     ("ODOOOPS_DATABASE_URL", "(embedded)",
      "PostgreSQL 14+ URL of the owner role (runs migrations). Unset: an embedded server in the data dir."),
+    ("ODOOOPS_ENV_DATABASE_URL", "(embedded)",
+     "PostgreSQL 14+ URL of a role that may create roles and databases, for Odoo's databases (never the "
+     "control plane's). Unset: a second embedded server in the data dir, reached over a Unix socket only."),
+    ("ODOOOPS_TEMPLATE_CACHE_SIZE", "10",
+     "How many database templates (a project's dependencies installed) the environments' server keeps."),
+    ("ODOOOPS_TEMPLATE_MAX_AGE_DAYS", "14", "A database template unused for this many days is dropped."),
     ("ODOOOPS_APP_ROLE", "odooops_app",
      "Login role the application connects as; it can only SET ROLE to anon, authenticated, service_role."),
     ("ODOOOPS_APP_PASSWORD", "(generated)",
@@ -95,6 +101,7 @@ DOCUMENTED = [
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: Secret | None = None
+    env_database_url: Secret | None = None
     app_role: str = "odooops_app"
     app_password: Secret | None = None
     secret_key: Secret | None = None
@@ -114,6 +121,8 @@ class Settings:
     grace_seconds: float = 30.0
     retry_base_seconds: int = 5
     retry_cap_seconds: int = 300
+    template_cache_size: int = 10
+    template_max_age_days: int = 14
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -121,6 +130,7 @@ class Settings:
         return cls(
             data_dir=Path(env["ODOOOPS_DATA_DIR"]) if env.get("ODOOOPS_DATA_DIR") else default_data_dir(),
             database_url=_secret("ODOOOPS_DATABASE_URL"),
+            env_database_url=_secret("ODOOOPS_ENV_DATABASE_URL"),
             app_role=env.get("ODOOOPS_APP_ROLE") or "odooops_app",
             app_password=_secret("ODOOOPS_APP_PASSWORD"),
             secret_key=_secret("ODOOOPS_SECRET_KEY"),
@@ -140,6 +150,8 @@ class Settings:
             grace_seconds=_number(env, "ODOOOPS_SHUTDOWN_GRACE_SECONDS", 30.0, float),
             retry_base_seconds=_number(env, "ODOOOPS_RETRY_BASE_SECONDS", 5, int, minimum=0),
             retry_cap_seconds=_number(env, "ODOOOPS_RETRY_CAP_SECONDS", 300, int, minimum=0),
+            template_cache_size=_number(env, "ODOOOPS_TEMPLATE_CACHE_SIZE", 10, int, minimum=0),
+            template_max_age_days=_number(env, "ODOOOPS_TEMPLATE_MAX_AGE_DAYS", 14, int),
         )
 
     def with_overrides(self, **values: Any) -> Settings:

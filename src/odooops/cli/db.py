@@ -9,6 +9,7 @@ import typer
 from odooops import runtime
 from odooops.cli.context import err, out, settings, table
 from odooops.db import embedded, migrate
+from odooops.odoo import envdb
 
 app = typer.Typer(help="Start, migrate and inspect the database.", no_args_is_help=True)
 
@@ -50,8 +51,10 @@ def url_cmd() -> None:
 
 @app.command("stop")
 def stop_cmd() -> None:
-    """Stop the embedded PostgreSQL server."""
+    """Stop the embedded PostgreSQL server (and the environments' one, Odoo's databases)."""
     s = settings()
+    if envdb.stop(s):
+        out.print("stopped the environments' embedded PostgreSQL")
     if s.database_url is not None:
         err.print("ODOOOPS_DATABASE_URL is set: OdooOps does not run that server and will not stop it")
         raise typer.Exit(1)

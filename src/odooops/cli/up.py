@@ -14,6 +14,7 @@ from odooops.cli.runner import stop_on_signals
 from odooops.cli.serve import Host, Port, PublicUrl, say
 from odooops.db import Actor, Database, embedded
 from odooops.managers.projects import Projects
+from odooops.odoo import envdb
 from odooops.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ def up(
     try:
         asyncio.run(_serve(s, demo_project))
     finally:
+        if envdb.stop(s):
+            out.print("stopped the environments' embedded PostgreSQL")
         if s.database_url is None and embedded.stop(s.data_dir):
             out.print("stopped the embedded PostgreSQL")
 

