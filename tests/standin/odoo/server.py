@@ -114,13 +114,17 @@ def create_empty_database(config: dict, name: str) -> None:
                 sql.Identifier(name), collate, sql.Identifier(template)))
     finally:
         conn.close()
-    try:
-        conn = db.connect(config, name)
-        with conn, conn.cursor() as cr:
-            cr.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        conn.close()
-    except psycopg2.Error as e:
-        logging.getLogger('odoo.service.db').warning("Unable to create PostgreSQL extensions : %s", e)
+    after = (("CREATE EXTENSION IF NOT EXISTS pg_trgm", "Unable to create PostgreSQL extensions : %s"),
+             ("GRANT CREATE ON SCHEMA PUBLIC TO PUBLIC",  # as Odoo does on PostgreSQL 15+
+              "Unable to make public schema public-accessible: %s"))
+    for statement, warning in after:
+        try:
+            conn = db.connect(config, name)
+            with conn, conn.cursor() as cr:
+                cr.execute(statement)
+            conn.close()
+        except psycopg2.Error as e:
+            logging.getLogger('odoo.service.db').warning(warning, e)
 
 
 class Service:
