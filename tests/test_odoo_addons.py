@@ -5,12 +5,12 @@ real Odoo trees named by ODOOOPS_TEST_ODOO_SOURCES (`17.0=/path[,16.0=/path]`)."
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from helpers import git, make_repo
+from odoo_world import ODOO_SOURCES, STANDIN
 from odooops.odoo import addons
 from odooops.odoo.addons import AddonsError
 
@@ -353,17 +353,14 @@ def test_module_properties_and_their_odoo_defaults(tmp_path):
 
 
 def odoo_sources() -> list:
-    """(version, tree) of each real Odoo named by ODOOOPS_TEST_ODOO_SOURCES, none when unset."""
-    sources = []
-    for item in os.environ.get("ODOOOPS_TEST_ODOO_SOURCES", "").split(","):
-        if item.strip():
-            version, _, path = item.strip().partition("=")
-            sources.append(pytest.param(version, Path(path), id=version))
+    """(version, tree) of the stand-in (tests/standin) and of each real Odoo
+    named by ODOOOPS_TEST_ODOO_SOURCES: the stand-in's tree has Odoo's layout."""
+    sources = [pytest.param(s.version, s.path or STANDIN, id=s.id) for s in ODOO_SOURCES]
     return sources
 
 
 @pytest.mark.parametrize(("version", "tree"), odoo_sources())
-def test_a_real_odoo_tree(version: str, tree: Path):
+def test_an_odoo_tree(version: str, tree: Path):
     # a source checkout has addons/ beside odoo/addons; a packaged Odoo has only the latter
     roots = [(tree / sub, "odoo") for sub in ("odoo/addons", "addons") if (tree / sub).is_dir()]
     found = addons.collect(roots)

@@ -12,12 +12,12 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import APP_PASSWORD, owner_conn
-from helpers import SERVICE, call, commit, git, make_repo, recipe, wait_until
-from odoo_world import LANE, ODOO_SOURCES, odoo_timeout, source_path
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
+from conftest import APP_PASSWORD, owner_conn
+from helpers import SERVICE, call, commit, git, make_repo, recipe, wait_until
+from odoo_world import LANE, ODOO_SOURCES, odoo_timeout, source_path
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
@@ -121,12 +121,12 @@ def odoo_project(settings, tmp_path, odoo_source, tmp_path_factory):
     roots = (tmp_path, odoo.parent)
 
     def make(files: dict[str, str], **project_settings) -> str:
-        repo = make_repo(tmp_path / "shop", files, branches=("feature",))
+        repo = make_repo(tmp_path / "repos" / "shop", files, branches=("feature",))
 
         async def work(db):
             await Orgs(db, SERVICE).create("acme")
             host = Host(roots, settings.data_dir)
-            for root in roots:
+            for root in (repo.parent, odoo.parent):
                 await Orgs(db, SERVICE).allow_path("acme", str(root), host)
             await Projects(db, SERVICE).create("acme/shop", str(repo), odoo_version=odoo_source.version,
                                                check=False)
@@ -190,7 +190,7 @@ def phases(events: list[dict]) -> list[str]:
     return [e["phase"] for e in events if e["message"] == f"phase {e['phase']} started"]
 
 
-def tests_of(settings, run_id: int) -> list[dict]:
+def results_of(settings, run_id: int) -> list[dict]:
     return call(settings, lambda db: Runs(db, SERVICE).tests(run_id))
 
 
@@ -213,10 +213,10 @@ def test_an_addons_repository_is_found_installed_and_tested(settings, odoo_proje
     assert phases(events) == ["checkout", "sources", "install", "database", "odoo"], log
     assert (run["status"], run["result"]) == ("failed", "ko"), log
     assert "modules under test: acme_notes" in log
-    outcomes = {t["method"]: t["outcome"] for t in tests_of(settings, run["id"])}
+    outcomes = {t["method"]: t["outcome"] for t in results_of(settings, run["id"])}
     assert outcomes == {"test_words_counted": "pass", "test_deliberately_fails": "fail", "test_raises": "error",
                         "test_skipped": "skip"}, log
-    found = tests_of(settings, run["id"])
+    found = results_of(settings, run["id"])
     assert [t["outcome"] for t in found][:2] in (["fail", "error"], ["error", "fail"])  # failures first
     by_seq = {e["seq"]: e["message"] for e in events}
     failed = next(t for t in found if t["outcome"] == "fail")
@@ -241,7 +241,7 @@ def test_a_second_build_clones_the_template_and_gets_the_same_results(settings, 
     log = text(log_of(settings, first["id"]))
     assert (first["status"], first["result"]) in (("succeeded", "ok"), ("succeeded", "warn")), log
     assert "template miss" in log
-    commit(tmp_path / "shop", {"acme_board/tests/test_note.py": PASSING.format(model="acme.board") + "\n# again\n"},
+    commit(tmp_path / "repos" / "shop", {"acme_board/tests/test_note.py": PASSING.format(model="acme.board") + "\n# again\n"},
            "only the project's modules change")
     second = finished(settings, build(settings), odoo_timeout(odoo_source))
     log2 = text(log_of(settings, second["id"]))
@@ -251,7 +251,7 @@ def test_a_second_build_clones_the_template_and_gets_the_same_results(settings, 
     third = finished(settings, build(settings), odoo_timeout(odoo_source))
     assert "template cache off" in text(log_of(settings, third["id"]))
     shape = lambda run: sorted((t["module"], t["test_class"], t["method"], t["outcome"])  # noqa: E731
-                               for t in tests_of(settings, run["id"]))
+                               for t in results_of(settings, run["id"]))
     assert shape(first) == shape(second) == shape(third)
     assert len(shape(first)) == 4
 
@@ -291,16 +291,18 @@ def test_a_requirement_that_does_not_install_fails_the_install_phase_naming_it(s
 ISOLATION = '''
 import os, sys
 import psycopg2
-me = os.environ["PGDATABASE"]
-psycopg2.connect("").close()  # its own database
-refused = []
-for target in sys.argv[1:]:
+psycopg2.connect("").close()  # its own database, from PGHOST, PGDATABASE, PGUSER, PGPASSWORD
+if not os.environ.get("OTHER_DB"):
+    sys.exit(0)  # the first build, that makes the other branch's database
+refused = 0
+for target in ("dbname=" + os.environ["OTHER_DB"], os.environ["CONTROL_PLANE"]):
     try:
         psycopg2.connect(target).close()
+        print("connected:", target)
     except psycopg2.OperationalError as exc:
-        refused.append(target)
-        print("refused:", target, str(exc).strip().splitlines()[0])
-sys.exit(0 if len(refused) == len(sys.argv) - 1 else 1)
+        refused += 1
+        print("refused:", target, str(exc).strip().splitlines()[-1])
+sys.exit(0 if refused == 2 else 1)
 '''
 
 
@@ -310,7 +312,7 @@ def test_recipe_phases_around_odoo_and_a_branch_role_reaches_only_its_database(s
     own database but neither another branch's nor the control plane's."""
     files = {**module("acme_notes"), "isolation.py": ISOLATION, ".odooops.toml": "[odoo]\nmodules = \"own\"\n\n" + recipe(
         {"name": "lint", "command": "echo linting", "when": "before-odoo"},
-        {"name": "probe", "command": "python isolation.py \"dbname=$OTHER_DB\" \"$CONTROL_PLANE\""})}
+        {"name": "probe", "command": "python isolation.py"})}
     odoo_project(files)
     odoo_runner()
     feature = finished(settings, build(settings, "feature"), 240)
@@ -327,3 +329,4 @@ def test_recipe_phases_around_odoo_and_a_branch_role_reaches_only_its_database(s
     assert phases(events) == ["checkout", "sources", "install", "lint", "database", "odoo", "probe"], log
     assert run["status"] == "succeeded", log
     assert log.count("refused:") == 2, log
+    assert f"permission denied for database \"{other}\"" in log or "not have CONNECT privilege" in log, log

@@ -57,6 +57,11 @@ DOCUMENTED = [
     ("ODOOOPS_TEMPLATE_CACHE_SIZE", "10",
      "How many database templates (a project's dependencies installed) the environments' server keeps."),
     ("ODOOOPS_TEMPLATE_MAX_AGE_DAYS", "14", "A database template unused for this many days is dropped."),
+    ("ODOOOPS_CACHE_DIR", "<data dir>",
+     "Where a runner keeps what builds share on its host: git mirrors, Odoo source checkouts and virtualenvs."),
+    ("ODOOOPS_ODOO_REQUIREMENT_SUBSTITUTES", "psycopg2=psycopg2-binary,python-ldap=",
+     "Requirements of Odoo's requirements.txt replaced when its virtualenv is made (NAME=REPLACEMENT, "
+     "comma-separated; an empty replacement leaves the line out): those that need system headers to build."),
     ("ODOOOPS_APP_ROLE", "odooops_app",
      "Login role the application connects as; it can only SET ROLE to anon, authenticated, service_role."),
     ("ODOOOPS_APP_PASSWORD", "(generated)",
@@ -122,6 +127,8 @@ class Settings:
     retry_base_seconds: int = 5
     retry_cap_seconds: int = 300
     template_cache_size: int = 10
+    cache_dir: Path | None = None
+    odoo_requirement_substitutes: str = "psycopg2=psycopg2-binary,python-ldap="
     template_max_age_days: int = 14
 
     @classmethod
@@ -151,6 +158,9 @@ class Settings:
             retry_base_seconds=_number(env, "ODOOOPS_RETRY_BASE_SECONDS", 5, int, minimum=0),
             retry_cap_seconds=_number(env, "ODOOOPS_RETRY_CAP_SECONDS", 300, int, minimum=0),
             template_cache_size=_number(env, "ODOOOPS_TEMPLATE_CACHE_SIZE", 10, int, minimum=0),
+            cache_dir=Path(env["ODOOOPS_CACHE_DIR"]) if env.get("ODOOOPS_CACHE_DIR") else None,
+            odoo_requirement_substitutes=env.get("ODOOOPS_ODOO_REQUIREMENT_SUBSTITUTES",
+                                                 "psycopg2=psycopg2-binary,python-ldap="),
             template_max_age_days=_number(env, "ODOOOPS_TEMPLATE_MAX_AGE_DAYS", 14, int),
         )
 

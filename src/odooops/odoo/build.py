@@ -27,16 +27,26 @@ from odooops.settings import Secret
 
 @dataclass
 class OdooHost:
-    """What a runner gives every Odoo build: the environment database server,
-    its template cache and this host's caches."""
+    """What a runner gives every Odoo build: the environments' database server
+    (started when the first build reaches its database phase) and its
+    template cache, and this host's caches."""
 
-    server: EnvServer
-    templates: TemplateCache
+    start: Callable[[], EnvServer]  # blocking: run in a thread
     secret_key: Secret
     cache: Path
     repo_host: repos.Host
     substitutes: dict[str, str]
     keep_templates: tuple[int, int] = (10, 14)  # how many, and for how many days unused
+    _server: EnvServer | None = None
+    _templates: TemplateCache | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def ready(self) -> tuple[EnvServer, TemplateCache]:
+        async with self._lock:
+            if self._server is None or self._templates is None:
+                self._server = await asyncio.to_thread(self.start)
+                self._templates = TemplateCache(self._server, self.secret_key)
+            return self._server, self._templates
 
 
 Record = Callable[[list[dict]], Awaitable[object]]
@@ -71,6 +81,7 @@ class OdooBuild:
     database: str = ""
     role: str = ""
     log: OdooLog | None = None
+    server: EnvServer | None = None
     record_sources: Record | None = None  # the revisions, to the control plane
     record_tests: Record | None = None    # the test results, likewise
 
@@ -141,14 +152,17 @@ class OdooBuild:
         run = self.run
         self.role = role_name(run["org_slug"], run["project_slug"], run["branch_name"], run["branch_id"])
         self.database = database_name(run["org_slug"], run["project_slug"], run["branch_name"], run["id"])
-        await self.host.server.ensure_role(self.role, self._password())
+        server, templates = await self.host.ready()
+        self.server = server
+        await server.ensure_role(self.role, self._password(), branch_id=run["branch_id"])
+        await server.drop_database(self.database)  # an earlier attempt's
         deps = graph.dependencies(self._addons(), self.targets)
         key = self._template_key(deps)
         if not (self.run.get("project_settings") or {}).get("template_cache", True):
             self.pipeline.say("template cache off: the build installs every module itself")
-            await self.host.server.create_database(self.database, self.role)
+            await server.create_database(self.database, self.role)
         else:
-            found = await self.host.templates.lookup(key)
+            found = await templates.lookup(key)
             if found:
                 self.pipeline.say(f"template hit: {key[:12]} has {len(deps)} dependencies installed "
                                   f"({', '.join(deps[:8])}{'…' if len(deps) > 8 else ''})")
@@ -156,20 +170,17 @@ class OdooBuild:
                 self.pipeline.say(f"template miss: none yet for {key[:12]} (these revisions, these "
                                   f"{len(deps)} dependencies, demo {'on' if self.options.demo else 'off'}, "
                                   "this Python environment): building it once")
-                built = await self.host.templates.ensure(key, lambda db, role, password, data_dir: self._template(
+                built = await templates.ensure(key, lambda db, role, password, data_dir: self._template(
                     deps, db, role, password, data_dir), modules=deps)
                 if built is None:
                     self.pipeline.say("the template could not be built: its install's log above says why", "error")
                     return 1
-                dropped = await self.host.templates.evict(*self.host.keep_templates)
+                dropped = await templates.evict(*self.host.keep_templates)
                 if dropped:
                     self.pipeline.say(f"dropped {len(dropped)} least recently used template(s)")
-            await self.host.templates.clone(key, self.database, self.role, branch_data_dir(
-                self.host.server.data_dir, self.role))
+            await templates.clone(key, self.database, self.role, branch_data_dir(server.data_dir, self.role))
         self.pipeline.say(f"database {self.database} (role {self.role})")
-        server = self.host.server
-        self.pipeline.database_env = {**server.odoo_env(self.role, self._password()), "PGDATABASE": self.database,
-                                      "ODOOOPS_ODOO_DATABASE": self.database}
+        self.pipeline.database_env = {**server.odoo_env(self.role, self._password()), "PGDATABASE": self.database}
         self.pipeline.database_binds = (server.sandbox_dir,) if server.sandbox_dir else ()
         return 0
 
@@ -196,7 +207,7 @@ class OdooBuild:
     # odoo: install and test the modules
 
     async def odoo(self) -> tuple[int, Verdict]:
-        data_dir = branch_data_dir(self.host.server.data_dir, self.role)
+        data_dir = branch_data_dir(self._server().data_dir, self.role)
         tags = (self.options.test_tags or (self.run.get("branch_settings") or {}).get("odoo_test_tags")
                 or odoobin.scoped_tags(self.targets))
         invocation = odoobin.Invocation(self.version, self.odoo_tree, self.database, self._addons().paths, data_dir,
@@ -214,7 +225,7 @@ class OdooBuild:
         if self.pipeline.venv is None:
             raise InvalidInput("the install phase made no Python environment")
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-        server = self.host.server
+        server = self._server()
         env = {**server.odoo_env(role, password), "PYTHONUNBUFFERED": "1"}
         readable = (self.pipeline.venv, *(c.path for c in self.checkouts))
         writable = (data_dir, *((server.sandbox_dir,) if server.sandbox_dir else ()))
@@ -239,6 +250,11 @@ class OdooBuild:
         counts = {o: sum(r.outcome == o for r in results) for o in ("pass", "fail", "error", "skip")}
         self.pipeline.say(f"tests: {counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, "
                           f"{counts['skip']} skipped")
+
+    def _server(self) -> EnvServer:
+        if self.server is None:
+            raise InvalidInput("the database phase has not run")
+        return self.server
 
     def _password(self) -> str:
         return role_password(self.host.secret_key, self.run["branch_id"])

@@ -75,7 +75,7 @@ OnCommit = Callable[[str, str], Awaitable[object]]  # (message, author)
 class BuildPipeline:
     def __init__(self, job: Job, executor: Executor, data_dir: Path, limits: Limits,
                  on_commit: OnCommit | None = None, repo_roots: tuple[Path, ...] = (),
-                 odoo_host: Callable[[], Awaitable[OdooHost]] | None = None, cache: Path | None = None,
+                 odoo_host: OdooHost | None = None, cache: Path | None = None,
                  recorders: tuple[Record, Record] | None = None):
         self.job = job
         self.odoo_host = odoo_host  # made on first use: the environment database server starts then
@@ -126,7 +126,7 @@ class BuildPipeline:
             return Outcome("failed", "ko", "no Odoo host")
         from odooops.odoo.build import OdooBuild
 
-        build = OdooBuild(self, await self.odoo_host(), self.job.run, options)
+        build = OdooBuild(self, self.odoo_host, self.job.run, options)
         if self.recorders:
             build.record_sources, build.record_tests = self.recorders
         before = [p for p in recipe.phases if p.before_odoo]

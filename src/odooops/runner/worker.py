@@ -29,7 +29,6 @@ from odooops.managers.queue import Queue
 from odooops.odoo import envdb, pyenv
 from odooops.odoo.build import OdooHost
 from odooops.odoo.sources import ENTERPRISE_TOKEN
-from odooops.odoo.templates import TemplateCache
 from odooops.runner.artifacts import ArtifactStore
 from odooops.runner.executor import Executor, Limits, LocalExecutor
 from odooops.runner.logs import LogSink, Masker
@@ -71,8 +70,11 @@ class Runner:
         self._away = False  # the last heartbeat failed
         self._reap_after = 0.0  # monotonic time before which this runner reaps nothing
         self._tasks: set[asyncio.Task] = set()
-        self._odoo: OdooHost | None = None
-        self._odoo_lock = asyncio.Lock()
+        # what Odoo builds share; the environments' server starts when the first one needs it
+        self.odoo = OdooHost(functools.partial(envdb.start, settings), runtime.secret_key(settings),
+                             settings.cache_dir or settings.data_dir, repos.Host.of(settings),
+                             pyenv.parse_substitutes(settings.odoo_requirement_substitutes),
+                             (settings.template_cache_size, settings.template_max_age_days))
 
     @property
     def worker_id(self) -> UUID:
@@ -265,7 +267,7 @@ class Runner:
         limit = int(settings.get("max_duration_seconds", MAX_DURATION_SECONDS))
         pipeline = BuildPipeline(job, self.executor, self.data_dir, Limits(cpu_seconds=limit),
                                  lambda message, author: self.queue.record_commit(job.id, job.attempt, message, author),
-                                 self.settings.repo_roots, self._odoo_host, self.settings.cache_dir,
+                                 self.settings.repo_roots, self.odoo, self.settings.cache_dir,
                                  (functools.partial(self.queue.record_sources, job.id, job.attempt),
                                   functools.partial(self.queue.record_test_results, job.id, job.attempt)))
         task = asyncio.create_task(pipeline.run())
@@ -300,19 +302,6 @@ class Runner:
             record = functools.partial(self.events.record_artifact, job.id, job.attempt, a.name, a.sha256, a.size,
                                        a.content_type, a.uri)
             await self._retry(f"recording artifact {a.name}", record, (job.id, job.attempt))
-
-    async def _odoo_host(self) -> OdooHost:
-        """What Odoo builds share, made when the first one needs it: the
-        environments' database server starts then, not with the runner."""
-        async with self._odoo_lock:
-            if self._odoo is None:
-                server = await asyncio.to_thread(envdb.start, self.settings)
-                self._odoo = OdooHost(
-                    server, TemplateCache(server, runtime.secret_key(self.settings)),
-                    runtime.secret_key(self.settings), self.settings.cache_dir or self.data_dir,
-                    repos.Host.of(self.settings), pyenv.parse_substitutes(self.settings.odoo_requirement_substitutes),
-                    (self.settings.template_cache_size, self.settings.template_max_age_days))
-            return self._odoo
 
     # wake-ups, heartbeats, the reaper, shutdown
 

@@ -3,7 +3,7 @@
     "summary": "Notes that count their words",
     "version": "17.0.1.0.0",
     "license": "LGPL-3",
-    "depends": ["base"],
+    "depends": ["mail"],
     "data": [
         "security/ir.model.access.csv",
         "views/note_views.xml",
