@@ -814,3 +814,50 @@ def test_from_18_0_health_asks_postgresql_for_db_server_status(standin_python, p
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+# --- more of what a build meets -----------------------------------------------------------------------------
+
+
+def test_the_db_options_override_libpq_s_environment(odoo, fresh, dbs, pg):
+    db = dbs.clone(odoo, fresh.db, "dbopts")
+    env = {"PGHOST": "", "PGPORT": "", "PGUSER": "", "PGPASSWORD": ""}
+    result = odoo.install(db, "--db_host", pg["PGHOST"], "--db_port", pg["PGPORT"], "--db_user", ROLE,
+                          "--db_password", ROLE_PASSWORD, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"database: {ROLE}@{pg['PGHOST']}:{pg['PGPORT']}" in messages(result.stderr)
+    assert "Modules loaded." in messages(result.stderr)
+
+
+def test_log_level_log_handler_and_logfile(odoo, fresh, dbs, tmp_path):
+    db = dbs.clone(odoo, fresh.db, "quiet")
+    quiet = odoo.install(db, "--log-level=warn")
+    assert quiet.returncode == 0 and records(quiet.stderr) == []
+    handled = odoo.install(db, "--log-handler", "odoo.modules.loading:WARNING")
+    assert not any(r.logger == "odoo.modules.loading" for r in records(handled.stderr))
+    assert any(r.logger == "odoo.modules.registry" for r in records(handled.stderr))
+    logfile = tmp_path / "logs" / "odoo.log"
+    to_file = odoo.install(db, "--logfile", str(logfile))
+    assert records(to_file.stderr) == [] and "Modules loaded." in messages(logfile.read_text())
+
+
+def test_installing_an_installed_module_loads_and_tests_it_again(odoo, notes, dbs):
+    db = dbs.clone(odoo, notes.db, "again")
+    result = odoo.install(db, "-i", "standin_notes", "--http-port", str(free_port()),
+                          "--test-tags", "/standin_notes:TestNote.test_words_counted")
+    assert result.returncode == 0, result.stderr
+    text = messages(result.stderr)
+    assert not any("button_install" in m for m in text)
+    assert any(re.fullmatch(r"Loading module standin_notes \(2/\d+\)", m) for m in text)
+    assert "Starting TestNote.test_words_counted ..." in text
+
+
+def test_a_module_gone_from_the_addons_path(odoo, notes, dbs):
+    db = dbs.clone(odoo, notes.db, "gone")
+    result = odoo.install(db, addons=(BROKEN,))  # an addons path without standin_notes
+    assert result.returncode == 0
+    problems = [(r.level, r.logger, r.text) for r in records(result.stderr) if r.level != "INFO"]
+    assert problems == [
+        ("WARNING", "odoo.modules.graph", "module standin_notes: not installable, skipped"),
+        ("ERROR", "odoo.modules.loading",
+         "Some modules are not loaded, some dependencies or manifest may be missing: ['standin_notes']")]
