@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 from odooops import runtime
 from odooops.db import Actor, embedded, migrate
 from odooops.managers.branches import Branches
+from odooops.odoo import envdb
 from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
 from odooops.managers.tokens import Tokens
@@ -203,6 +204,7 @@ def runner(settings):
     yield proc
     proc.terminate()
     proc.wait(timeout=60)
+    envdb.stop(settings)  # the environments' server, if a build started it
 
 
 @pytest.fixture
@@ -294,3 +296,16 @@ def console(api, people):
     yield sign_in
     for client in clients:
         client.close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say which Odoo the Odoo tests ran against: the stand-in only, or real trees too."""
+    from odoo_world import real_sources
+
+    real = real_sources()
+    if real:
+        named = ", ".join(f"{s.version} at {s.path}" for s in real)
+        terminalreporter.write_line(f"Odoo: the stand-in and real Odoo ({named}): the real-Odoo lane ran")
+    else:
+        terminalreporter.write_line("Odoo: the stand-in only (tests/standin); set ODOOOPS_TEST_ODOO_SOURCES="
+                                    "17.0=/path/to/odoo17 to run the real-Odoo lane too (DEVELOPERS.md)")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
@@ -18,6 +19,7 @@ from psycopg.types.json import Jsonb
 from conftest import APP_PASSWORD, owner_conn
 from helpers import SERVICE, call, commit, git, make_repo, recipe, wait_until
 from odoo_world import LANE, ODOO_SOURCES, odoo_timeout, source_path
+from odooops import demo
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
@@ -120,8 +122,12 @@ def odoo_project(settings, tmp_path, odoo_source, tmp_path_factory):
     odoo = source_path(odoo_source, sources_dir)
     roots = (tmp_path, odoo.parent)
 
-    def make(files: dict[str, str], **project_settings) -> str:
-        repo = make_repo(tmp_path / "repos" / "shop", files, branches=("feature",))
+    def make(files: dict[str, str] | None, **project_settings) -> str:
+        """A repository of `files`, or the demo's when None."""
+        where = tmp_path / "repos" / "shop"
+        repo = make_repo(where, files, branches=("feature",)) if files is not None else demo.make_repo(where)
+        if files is None:
+            git(repo, "branch", "feature")
 
         async def work(db):
             await Orgs(db, SERVICE).create("acme")
@@ -275,7 +281,7 @@ def test_a_source_that_cannot_be_fetched_says_so_and_how_to_use_a_local_copy(set
     log = text(log_of(settings, run["id"]))
     assert run["status"] == "failed", log
     assert "could not fetch the odoo source https://127.0.0.1:9/odoo.git at 17.0" in log
-    assert "odoo_repository=/path/to/a/clone" in log
+    assert "odooops project set acme/shop odoo_repository=/path/to/a/clone" in log
 
 
 def test_a_requirement_that_does_not_install_fails_the_install_phase_naming_it(settings, odoo_project, odoo_runner):
@@ -330,3 +336,50 @@ def test_recipe_phases_around_odoo_and_a_branch_role_reaches_only_its_database(s
     assert run["status"] == "succeeded", log
     assert log.count("refused:") == 2, log
     assert f"permission denied for database \"{other}\"" in log or "not have CONNECT privilege" in log, log
+
+
+@LANE
+def test_the_demo_project_builds_green(settings, odoo_project, odoo_runner, odoo_source):
+    """The demo of `up --demo`: two modules, hello_board depending on
+    hello_notes (which inherits mail.thread), all their tests passing."""
+    odoo_project(None)
+    odoo_runner()
+    run = finished(settings, build(settings), odoo_timeout(odoo_source))
+    log = text(log_of(settings, run["id"]))
+    assert (run["status"], run["result"]) in (("succeeded", "ok"), ("succeeded", "warn")), log
+    assert "modules under test: hello_board, hello_notes" in log
+    found = {(t["module"], t["method"]): t["outcome"] for t in results_of(settings, run["id"])}
+    assert found == {("hello_notes", "test_words_counted"): "pass", ("hello_notes", "test_words_follow_the_body"): "pass",
+                     ("hello_notes", "test_demo_note"): "pass", ("hello_board", "test_board_counts_its_notes"): "pass"}, log
+
+
+def test_a_rebuild_uses_the_same_odoo_revision(settings, odoo_project, odoo_runner, tmp_path):
+    odoo = tmp_path / "repos" / "odoo"
+    git(tmp_path, "clone", "-q", "--branch", "17.0", str(odoo_project.odoo), str(odoo))
+    odoo_project(module("acme_notes"), odoo_repository=str(odoo))
+    odoo_runner()
+    first = finished(settings, build(settings), 240)
+    assert first["status"] == "succeeded", text(log_of(settings, first["id"]))
+    moved = commit(odoo, {"NEWS.md": "Odoo moved on\n"}, "a later Odoo")
+    again = finished(settings, call(settings, lambda db: Runs(db, SERVICE).rebuild(first["id"]))["id"], 240)
+    fresh = finished(settings, build(settings), 240)
+    assert again["sources"][0]["commit"] == first["sources"][0]["commit"] != moved
+    assert fresh["sources"][0]["commit"] == moved
+
+
+def test_archiving_a_branch_drops_its_databases_and_role(settings, odoo_project, odoo_runner):
+    odoo_project(module("acme_notes"))
+    odoo_runner()
+    run = finished(settings, build(settings, "feature"), 240)
+    database = next(e["message"] for e in log_of(settings, run["id"]) if e["message"].startswith("database "))
+    name, role = database.split()[1], database.split()[3].rstrip(")")
+    call(settings, lambda db: Branches(db, SERVICE).archive("acme/shop", "feature"))
+    with owner_conn(settings.database_url.reveal()) as conn:
+        cleanup = conn.execute("select id from ops.runs where kind = 'cleanup'").fetchone()
+    done = finished(settings, cleanup["id"], 120)
+    log = text(log_of(settings, cleanup["id"]))
+    assert done["status"] == "succeeded" and f"dropped 1 database(s): {name} and role {role}" in log, log
+    server = envdb.start(settings)
+    with psycopg.connect(server.conninfo.reveal()) as conn:
+        assert conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is None
+        assert conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None

@@ -29,6 +29,7 @@ from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
+from odooops.odoo import envdb
 from odooops.runner import recipe as recipes
 from odooops.runner.executor import Limits, LocalExecutor
 from odooops.runner.pipeline import BuildPipeline, Job
@@ -56,6 +57,7 @@ def runners(settings):
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+    envdb.stop(settings)  # the environments' server, if a build started it
 
 
 @pytest.fixture

@@ -89,7 +89,8 @@ DOCUMENTED = [
     ("ODOOOPS_FORWARDED_ALLOW_IPS", "127.0.0.1",
      "Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated addresses, or *)."),
     ("ODOOOPS_RUNNER_CONCURRENCY", "2", "How many runs one runner executes at once."),
-    ("ODOOOPS_RUNNER_KINDS", "build", "Comma-separated kinds of run a runner claims."),
+    ("ODOOOPS_RUNNER_KINDS", "build,cleanup",
+     "Comma-separated kinds of run a runner claims (cleanup: an archived branch's Odoo databases dropped)."),
     ("ODOOOPS_POLL_SECONDS", "2", "How often an idle runner looks for work when no notification woke it."),
     ("ODOOOPS_HEARTBEAT_SECONDS", "5", "How often a runner renews its leases and reaps those of dead workers."),
     ("ODOOOPS_LEASE_SECONDS", "30",
@@ -119,7 +120,7 @@ class Settings:
     secure_cookies: str = "auto"
     forwarded_allow_ips: str = "127.0.0.1"
     runner_concurrency: int = 2
-    runner_kinds: tuple[str, ...] = ("build",)
+    runner_kinds: tuple[str, ...] = ("build", "cleanup")
     poll_seconds: float = 2.0
     heartbeat_seconds: float = 5.0
     lease_seconds: int = 30
@@ -150,7 +151,8 @@ class Settings:
             secure_cookies=_choice(env, "ODOOOPS_SECURE_COOKIES", ("auto", "always", "never")),
             forwarded_allow_ips=env.get("ODOOOPS_FORWARDED_ALLOW_IPS") or "127.0.0.1",
             runner_concurrency=_number(env, "ODOOOPS_RUNNER_CONCURRENCY", 2, int),
-            runner_kinds=tuple(k.strip() for k in env.get("ODOOOPS_RUNNER_KINDS", "build").split(",") if k.strip()),
+            runner_kinds=tuple(k.strip() for k in env.get("ODOOOPS_RUNNER_KINDS", "build,cleanup").split(",")
+                               if k.strip()),
             poll_seconds=_number(env, "ODOOOPS_POLL_SECONDS", 2.0, float),
             heartbeat_seconds=_number(env, "ODOOOPS_HEARTBEAT_SECONDS", 5.0, float),
             lease_seconds=_number(env, "ODOOOPS_LEASE_SECONDS", 30, int),

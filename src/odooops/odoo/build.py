@@ -7,6 +7,7 @@ tests), judged by Odoo's log as runbot judges it."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class OdooHost:
 
 
 Record = Callable[[list[dict]], Awaitable[object]]
+RELEASE = re.compile(r"^version_info\s*=\s*\(\s*(\d+)\s*,\s*(\d+)", re.M)
 
 
 class Pipeline(Protocol):
@@ -103,20 +105,35 @@ class OdooBuild:
         settings = self.run.get("project_settings") or {}
         pinned = (self.run.get("params") or {}).get("sources")
         fetcher = sources.Sources(self.host.cache, self._git, self.pipeline.say, self.run.get("repo_roots") or [],
-                                  self.host.repo_host, self.run["project_id"])
+                                  self.host.repo_host, self.run["project_id"],
+                                  f"{self.run['org_slug']}/{self.run['project_slug']}")
         for spec in sources.specs(settings, self.version, pinned):
             auth = sources.enterprise_auth(self.run.get("enterprise_token")) if spec.name == "enterprise" else {}
             self.checkouts.append(await fetcher.get(spec, auth))
         if self.record_sources:
             await self.record_sources([c.record() for c in self.checkouts])
+        self._check_version()
         self._discover()
         return 0
+
+    def _check_version(self) -> None:
+        release = self.odoo_tree / "odoo" / "release.py"
+        found = RELEASE.search(release.read_text(errors="replace")) if release.is_file() else None
+        if found is None:
+            raise InvalidInput("the odoo source is not an Odoo source tree: it has no odoo/release.py")
+        version = f"{found[1]}.{found[2]}"
+        if version != self.version:
+            raise InvalidInput(f"the odoo source is Odoo {version}, and the project builds on Odoo {self.version}: "
+                               "change the project's Odoo version, or its odoo_repository or odoo_ref")
+        self.pipeline.say(f"Odoo {version}")
 
     def _discover(self) -> None:
         roots = [(self.pipeline.src, "project")]
         roots += [(c.path, c.spec.name) for c in self.checkouts if c.spec.name not in ("odoo", "enterprise")]
         roots += [(c.path, "enterprise") for c in self.checkouts if c.spec.name == "enterprise"]
-        roots += [(self.odoo_tree / "odoo" / "addons", "odoo"), (self.odoo_tree / "addons", "odoo")]
+        # a source tree has addons/ beside odoo/addons; a packaged Odoo (setup.py's layout) only the latter
+        roots += [(path, "odoo") for path in (self.odoo_tree / "odoo" / "addons", self.odoo_tree / "addons")
+                  if path.is_dir()]
         self.addons = graph.collect(roots)
         choice = self.options.modules or (self.run.get("branch_settings") or {}).get("odoo_modules") or "own"
         self.targets = graph.select(self.addons, choice)

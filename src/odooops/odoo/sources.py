@@ -44,6 +44,7 @@ class Spec:
     url: str
     ref: str
     commit: str | None = None  # pinned by a rebuild
+    default_ref: bool = False  # the ref was not set: a local copy without that branch builds its HEAD
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,12 @@ def specs(settings: dict, version: str, pinned: list[dict] | None = None) -> lis
         raise InvalidInput(f"Odoo {version} is not supported: choose one of {', '.join(SUPPORTED_VERSIONS)}")
     found = [Spec(a["name"], a["repository"], a["ref"]) for a in settings.get("extra_addons") or []]
     if settings.get("enterprise_repository"):
-        found.append(Spec("enterprise", settings["enterprise_repository"], settings.get("enterprise_ref") or version))
-    found.append(Spec("odoo", settings.get("odoo_repository") or PUBLIC_ODOO, settings.get("odoo_ref") or version))
+        found.append(Spec("enterprise", settings["enterprise_repository"], settings.get("enterprise_ref") or version,
+                          default_ref=not settings.get("enterprise_ref")))
+    found.append(Spec("odoo", settings.get("odoo_repository") or PUBLIC_ODOO, settings.get("odoo_ref") or version,
+                      default_ref=not settings.get("odoo_ref")))
     pins = {(p.get("name"), p.get("ref")): p.get("commit") for p in pinned or []}
-    return [Spec(s.name, s.url, s.ref, pins.get((s.name, s.ref))) for s in found]
+    return [Spec(s.name, s.url, s.ref, pins.get((s.name, s.ref)), s.default_ref) for s in found]
 
 
 class Sources:
@@ -86,7 +89,8 @@ class Sources:
     the pipeline's way of running git with its output in the build's log."""
 
     def __init__(self, cache: Path, git: Git, say: Callable[[str, str], None], org_roots: list[str],
-                 host: repos.Host, project_id: object):
+                 host: repos.Host, project_id: object, project_ref: str = "PROJECT"):
+        self.project_ref = project_ref
         self.cache = cache
         self.git = git
         self.say = say  # (message, level)
@@ -121,22 +125,30 @@ class Sources:
         tracking = f"refs/odooops/{spec.name}"
         self.say(f"{spec.name}: fetching {want} from {repos.display(spec.url)} (one ref, depth 1)", "info")
         began = time.monotonic()
-        watcher = asyncio.create_task(self._progress(spec.name, mirror))
-        try:
-            code = await self.git("--git-dir", str(mirror), "fetch", "--quiet", "--depth", "1", "--no-tags",
-                                  "--force", "--", url, f"+{want}:{tracking}", env=env)
-        finally:
-            watcher.cancel()
+        code = await self._fetch_ref(spec.name, mirror, url, want, tracking, env)
+        if code != 0 and source.local and spec.default_ref and not spec.commit:
+            self.say(f"{spec.name}: the local copy has no branch {spec.ref}: building what it has checked out (HEAD)",
+                     "warning")
+            code = await self._fetch_ref(spec.name, mirror, url, "HEAD", tracking, env)
         if code != 0:
             raise InvalidInput(
                 f"could not fetch the {spec.name} source {repos.display(spec.url)} at {want} (git said why above); "
-                f"check the URL and ref, or point the project at a local copy: `odooops project set PROJECT "
+                f"check the URL and ref, or point the project at a local copy: `odooops project set {self.project_ref} "
                 f"{_setting(spec.name)}=/path/to/a/clone` (inside a folder the operator allowed the org)")
         commit = await self._rev_parse(mirror, tracking)
         size = _size(mirror)
         self.say(f"{spec.name}: {spec.ref} is {commit[:12]}, fetched in {time.monotonic() - began:.1f} s "
                  f"(mirror {size / 1e6:.0f} MB)", "info")
         return commit
+
+    async def _fetch_ref(self, name: str, mirror: Path, url: str, want: str, tracking: str,
+                         env: dict[str, str]) -> int:
+        watcher = asyncio.create_task(self._progress(name, mirror))
+        try:
+            return await self.git("--git-dir", str(mirror), "fetch", "--quiet", "--depth", "1", "--no-tags",
+                                  "--force", "--", url, f"+{want}:{tracking}", env=env)
+        finally:
+            watcher.cancel()
 
     async def _progress(self, name: str, mirror: Path) -> None:
         while True:

@@ -261,6 +261,8 @@ class Runner:
         sandbox = ", sandboxed" if getattr(self.executor, "sandboxed", False) else ""
         job.sink.system(f"attempt {job.attempt} of run {job.id} on {socket.gethostname()} "
                         f"({self.executor.name} executor{sandbox})")
+        if job.run["kind"] == "cleanup":
+            return await self._cleanup(job)
         if job.run["kind"] != "build":
             job.sink.system(f"this runner cannot execute runs of kind {job.run['kind']!r}", "error")
             return Outcome("failed", "ko", f"no executor for kind {job.run['kind']}")
@@ -276,6 +278,19 @@ class Runner:
             job.sink.system(f"run exceeded its maximum duration of {limit} s", "error")
             job.abort("timeout")
         return await task
+
+    async def _cleanup(self, job: Job) -> Outcome:
+        """An archived branch's Odoo databases, filestores and role, dropped."""
+        run = job.run
+        if self.settings.env_database_url is None and not envdb.pgdata(self.data_dir).exists():
+            job.sink.system("no Odoo database was ever made on this host: nothing to drop")
+            return Outcome("succeeded", "ok", exit_code=0)
+        server, _ = await self.odoo.ready()
+        role = envdb.role_name(run["org_slug"], run["project_slug"], run["branch_name"], run["branch_id"])
+        dropped = await server.drop_branch(role)
+        job.sink.system(f"branch {run['branch_name']} ({(run.get('params') or {}).get('why', 'cleanup')}): dropped "
+                        f"{len(dropped)} database(s){': ' + ', '.join(dropped) if dropped else ''} and role {role}")
+        return Outcome("succeeded", "ok", exit_code=0)
 
     async def _finish(self, job: Job, outcome: Outcome) -> None:
         sink = job.sink

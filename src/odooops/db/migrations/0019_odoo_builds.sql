@@ -97,3 +97,54 @@ grant execute on function ops.record_sources(bigint, integer, jsonb), ops.record
 grant execute on function ops.build_tests(bigint), ops.rebuild(bigint) to authenticated, service_role;
 grant select on ops.test_results to service_role;
 create policy service_all on ops.test_results for all to service_role using (true) with check (true);
+
+-- 4. Archiving a branch (or its project) queues a cleanup: a runner drops the
+-- branch's Odoo databases, filestores and role on the environments' server.
+create or replace function ops.archive_branch(p_branch_id uuid) returns ops.branches
+language plpgsql security definer set search_path = '' as $$
+declare
+    b ops.branches;
+begin
+    select * into b from ops.branches where id = p_branch_id for update;
+    if not found then
+        raise exception 'branch not found' using errcode = 'OP002';
+    end if;
+    perform ops.require_project_role(b.project_id, 'admin', 'only an admin of this project can archive branches');
+    if b.stage = 'production' then
+        raise exception 'branch "%" is the production branch and cannot be archived; archive the project instead',
+            b.name using errcode = 'OP003';
+    end if;
+    if b.archived_at is null then
+        update ops.branches set archived_at = now() where id = b.id returning * into b;
+        perform ops.end_runs(b.project_id, b.id, format('canceled: branch %s was archived', b.name));
+        perform ops.enqueue_run(b.project_id, 'cleanup', jsonb_build_object('why', 'the branch was archived'), 0,
+                                b.id, 'manual');
+    end if;
+    return b;
+end
+$$;
+
+create or replace function ops.archive_project(p_project_id uuid) returns ops.projects
+language plpgsql security definer set search_path = '' as $$
+declare
+    p ops.projects;
+    b uuid;
+begin
+    perform ops.require_project_role(p_project_id, 'owner', 'only an owner of this project can archive it');
+    select * into p from ops.projects where id = p_project_id for update;
+    if p.archived_at is null then
+        update ops.projects set archived_at = now() where id = p.id returning * into p;
+        perform ops.end_runs(p.id, null, 'canceled: the project was archived');
+        -- archived branches take no builds, so neither does the archived project
+        for b in update ops.branches set archived_at = now() where project_id = p.id and archived_at is null
+                 returning id
+        loop
+            perform ops.enqueue_run(p.id, 'cleanup', jsonb_build_object('why', 'the project was archived'), 0, b,
+                                    'manual');
+        end loop;
+    end if;
+    return p;
+end
+$$;
+revoke all on function ops.archive_branch(uuid), ops.archive_project(uuid) from public;
+grant execute on function ops.archive_branch(uuid), ops.archive_project(uuid) to authenticated, service_role;
