@@ -45,6 +45,7 @@ AUTHENTICATED = {
     "ops.build_log_tail(bigint,integer)": "definer, checks ops.can_read_run",
     "ops.build_phases(bigint)": "definer, checks ops.can_read_run",
     "ops.build_artifacts(bigint)": "definer, checks ops.can_read_run",
+    "ops.build_tests(bigint)": "definer, checks ops.can_read_run",
     "ops.project_secret_names(uuid)": "definer, members only: names of secrets, never values",
     # actions, each checking the caller's role itself
     "ops.create_org(text,text)": "any signed-in user, who becomes its owner",
@@ -75,6 +76,12 @@ CONTROL_PLANE_ONLY = [
     "finish_password_reset('x', 'x')",
 ]
 
+# What a runner records of a build, fenced by its attempt: service_role only.
+RUNNER_ONLY = {
+    "ops.record_sources(bigint,integer,jsonb)": "the revisions of the Odoo sources an attempt built on",
+    "ops.record_test_results(bigint,integer,jsonb)": "each test's result, replacing an earlier attempt's",
+}
+
 
 def executable_by(owner_db: str, role: str) -> list[str]:
     with owner_conn(owner_db) as conn:
@@ -90,6 +97,15 @@ def test_anon_may_execute_only_the_reviewed_functions(owner_db):
 
 def test_authenticated_may_execute_only_the_reviewed_functions(owner_db):
     assert executable_by(owner_db, "authenticated") == sorted(AUTHENTICATED)
+
+
+@pytest.mark.parametrize("function", sorted(RUNNER_ONLY))
+def test_what_a_runner_records_only_the_control_plane_may(owner_db, app_db, function):
+    assert function in executable_by(owner_db, "service_role")
+    assert function not in executable_by(owner_db, "anon") + executable_by(owner_db, "authenticated")
+    name = function.split("(")[0]
+    with acting(app_db, Actor("authenticated")) as conn, pytest.raises(errors.InsufficientPrivilege):
+        conn.execute(f"select * from {name}(1, 1, '[]')")
 
 
 def test_new_functions_are_not_executable_by_default(owner_db):

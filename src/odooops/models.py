@@ -15,6 +15,7 @@ INT4_MAX, INT8_MAX = 2**31 - 1, 2**63 - 1
 RunId = Annotated[int, Path(ge=1, le=INT8_MAX, description="A run's id.")]
 CHECK = ("Check first, with `git ls-remote` (15 s at most), that the repository can be read and has the branch; "
          "`false` skips it, for a repository the control plane cannot reach yet.")
+OdooVersion = Literal["16.0", "17.0", "18.0", "19.0"]
 Seq = Annotated[int, Query(ge=0, le=INT4_MAX, description="A log line's seq: the lines after it.")]
 
 
@@ -29,7 +30,7 @@ class ProjectIn(BaseModel):
     repo_url: str = Field(min_length=1, max_length=2000)
     name: str | None = Field(None, min_length=1, max_length=200)
     default_branch: str = Field("main", min_length=1, max_length=255)
-    odoo_version: str = Field("17.0", pattern=r"^[0-9]{1,2}\.[0-9]$")
+    odoo_version: OdooVersion = "17.0"
     check: bool = Field(True, description=CHECK)
 
 
@@ -39,8 +40,14 @@ class BranchIn(BaseModel):
     check: bool = Field(True, description=CHECK)
 
 
-class StageIn(BaseModel):
-    stage: Literal["production", "staging", "development"]
+class BranchUpdate(BaseModel):
+    """One change at a time: a new stage, or settings to merge in."""
+
+    stage: Literal["production", "staging", "development"] | None = Field(
+        None, description="The stage to move to; Odoo.sh's rules apply.")
+    settings: dict[str, Any] | None = Field(
+        None, description="Settings to merge in (admins): `odoo_modules` (\"own\", \"all\" or a list of module "
+                          "names) and `odoo_test_tags` (odoo-bin's --test-tags); see `odooops branch set --help`.")
 
 
 Role = Literal["viewer", "developer", "admin", "owner"]
@@ -60,7 +67,7 @@ class RoleIn(BaseModel):
 class ProjectUpdate(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     repo_url: str | None = Field(None, min_length=1, max_length=2000)
-    odoo_version: str | None = Field(None, pattern=r"^[0-9]{1,2}\.[0-9]$")
+    odoo_version: OdooVersion | None = None
     settings: dict[str, Any] | None = Field(None, description="Settings to merge in; see `odooops project set --help`.")
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from odooops.api.deps import ERRORS, Db, Reader, Writer
 from odooops.api.follow import FINAL, follow
-from odooops.errors import NotFound
+from odooops.errors import InvalidInput, NotFound
 from odooops.managers.branches import Branches
 from odooops.managers.events import Events
 from odooops.managers.orgs import Orgs
@@ -24,6 +24,7 @@ from odooops.models import (
     INT4_MAX,
     INT8_MAX,
     BranchIn,
+    BranchUpdate,
     BuildRequest,
     MemberIn,
     OrgIn,
@@ -33,8 +34,8 @@ from odooops.models import (
     RunId,
     RunStatus,
     Seq,
-    StageIn,
 )
+from odooops.outcomes import tally
 from odooops.runner.artifacts import ArtifactStore
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -104,9 +105,16 @@ async def add_branch(org: str, project: str, body: BranchIn, db: Db, who: Writer
 
 
 @router.patch("/projects/{org}/{project}/branches/{branch}")
-async def set_stage(org: str, project: str, branch: str, body: StageIn, db: Db, who: Writer) -> dict:
-    """Move a branch to another stage; Odoo.sh's rules apply and a refusal says why."""
-    return await Branches(db, who).set_stage(f"{org}/{project}", branch, body.stage)
+async def update_branch(org: str, project: str, branch: str, body: BranchUpdate, db: Db, who: Writer) -> dict:
+    """Either move a branch to another `stage` (Odoo.sh's rules apply and a
+    refusal says why), or merge `settings` into its own (admins: which
+    modules its Odoo builds install and test, and their test tags); an
+    unknown setting or a bad value is a 422 saying which, and changes nothing."""
+    if body.stage is not None and body.settings is None:
+        return await Branches(db, who).set_stage(f"{org}/{project}", branch, body.stage)
+    if body.settings is not None and body.stage is None:
+        return await Branches(db, who).set_settings(f"{org}/{project}", branch, body.settings)
+    raise InvalidInput("send either a stage or settings, one change at a time")
 
 
 @router.get("/projects/{org}/{project}")
@@ -166,10 +174,25 @@ async def trigger_build(org: str, project: str, branch: str, db: Db, who: Writer
 
 @router.get("/runs/{run_id}")
 async def get_run(run_id: RunId, db: Db, who: Reader) -> dict:
-    """A run, with its phases and their timings (`status_label`: the word shown for its status)."""
+    """A run, with its phases and their timings (`status_label`: the word shown for its status);
+    a build of an Odoo project has the `sources` it used: a list of {name, url, ref, commit}
+    in addons path order (none until the build has checked them out)."""
     runs = Runs(db, who)
     run = await runs.get(run_id)
     return {**labelled(run), "phases": await runs.phases(run_id)}
+
+
+@router.get("/runs/{run_id}/tests")
+async def run_tests(run_id: RunId, db: Db, who: Reader) -> dict:
+    """Each test of the build as Odoo's log told it: failures and errors
+    first, then skips, then passes, each in log order. A test has its
+    `module`, `test_class`, `method`, `outcome` (pass, fail, error or skip),
+    `duration_ms`, `traceback`, `fingerprint` (its error with numbers, ids
+    and paths normalised: the same failure in two builds has the same one),
+    `log_seq` (the log line it is told at, as `seq` in /logs) and `attempt`;
+    `summary` counts each outcome. A run that ran no Odoo tests has none."""
+    tests = await Runs(db, who).tests(run_id)
+    return {"tests": tests, "summary": tally(tests)}
 
 
 @router.post("/runs/{run_id}/rebuild", status_code=201)

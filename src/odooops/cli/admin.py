@@ -22,6 +22,7 @@ from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects, masked
 from odooops.managers.runs import Runs
 from odooops.managers.users import Users
+from odooops.managers.vocabulary import labelled
 from odooops.runtime import secret_box
 
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -308,6 +309,34 @@ def branch_set_stage(project: Project, name: str, stage: str) -> None:
     out.print(f"branch [bold]{name}[/] is now {stage}")
 
 
+def _branch_value(key: str, raw: str) -> object:
+    """A setting's value as `project set` reads it (JSON, else text); a list
+    of modules may also be given as names with commas: odoo_modules=sale,stock."""
+    value = _parse_value(raw)
+    if key == "odoo_modules" and isinstance(value, str) and value not in ("own", "all"):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return value
+
+
+@branch_app.command("set")
+def branch_set(
+    project: Project,
+    name: str,
+    settings: Annotated[list[str], typer.Argument(
+        metavar="KEY=VALUE", show_default=False,
+        help="Settings, e.g. odoo_modules=sale_custom,stock_custom or odoo_test_tags=/sale_custom")],
+) -> None:
+    """Change a branch's settings (admins).
+
+    odoo_modules is own (the project's modules), all (with the extra
+    repositories') or a list of module names; odoo_test_tags is odoo-bin's
+    --test-tags."""
+    values = {k: _branch_value(k, v) for k, v in _pairs(settings, "settings").items()}
+    row = run(lambda db, actor: Branches(db, actor).set_settings(project, name, values),
+              remote=lambda api: api.patch(f"{project_path(project)}/branches/{name}", {"settings": values}))
+    out.print_json(data=row["settings"])
+
+
 @build_app.command("trigger")
 def build_trigger(
     project: Project,
@@ -389,6 +418,34 @@ def logs(
     if not events:
         err.print(f"run {run_id} has no log lines after line {after}")
     _print_events(events)
+
+
+def _seconds(phase: dict) -> str:
+    return f"{phase['status']} in {phase['seconds']} s" if "seconds" in phase else phase["status"]
+
+
+@run_app.command("show")
+def run_show(run_id: int, as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the run as JSON instead of a table.")] = False) -> None:
+    """A run: its status, result, commit, times, phases and the Odoo sources it built on."""
+    async def work(db, actor):
+        runs = Runs(db, actor)
+        return {**labelled(await runs.get(run_id)), "phases": await runs.phases(run_id)}
+
+    r = run(work, remote=lambda api: api.get(f"/runs/{run_id}"))
+    if as_json:
+        return print_json(r)
+    rows: list[list] = [
+        ["run", f"{r['id']} ({r['kind']})"], ["status", status(r["status"])], ["result", result(r["result"])],
+        ["commit", r["commit_sha"] or "-"], ["trigger", r["trigger"]],
+        ["attempt", f"{r['attempt']}/{r['max_attempts']}"], ["queued", ago(r["created_at"])],
+        ["started", ago(r["started_at"])], ["finished", ago(r["finished_at"])]]
+    if r["error"]:
+        rows.append(["error", r["error"]])
+    rows += [[f"source {s['name']}", f"{s['ref']} at {(s.get('commit') or '-')[:12]}  {s.get('url') or ''}".rstrip()]
+             for s in r.get("sources") or []]
+    rows += [[f"phase {p['name']}", _seconds(p)] for p in r["phases"]]
+    table(["field", "value"], rows, wrap=("value",))
 
 
 @run_app.command("rebuild")

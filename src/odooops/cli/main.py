@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from odooops import __version__
-from odooops.cli import admin, db, hooks, metrics, remote, runner, serve, up, users
+from odooops.cli import admin, db, hooks, metrics, remote, runner, serve, tests, up, users
 from odooops.cli.context import err, set_settings
 from odooops.errors import OpsError
 from odooops.settings import Secret, Settings
@@ -71,6 +71,7 @@ app.add_typer(metrics.ingest_token_app, name="ingest-token")
 app.command("runs")(runner.runs)
 app.command("workers")(runner.workers)
 admin.run_app.command("authorize")(runner.authorize)
+admin.run_app.command("tests")(tests.run_tests)
 admin.user_app.command("set-password")(users.set_password)
 admin.user_app.command("reset-link")(users.reset_link)
 

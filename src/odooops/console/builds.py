@@ -1,9 +1,11 @@
-"""A branch's builds, and what people do to a build: rebuild, cancel,
-authorize. The same managers as the API's twins; the database decides, and
-the page only hides the buttons it would refuse."""
+"""A branch's builds, what people do to a build (rebuild, cancel,
+authorize), and the tests a build ran, for its page. The same managers as
+the API's twins; the database decides, and the page only hides the buttons
+it would refuse."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Annotated
 from urllib.parse import quote
 
@@ -17,10 +19,12 @@ from odooops.console.session import Seen, Visitor, safe_next
 from odooops.console.shell import shell
 from odooops.errors import NotFound
 from odooops.managers.branches import Branches
+from odooops.managers.events import Events
 from odooops.managers.projects import Projects
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
 from odooops.models import INT8_MAX, RunId
+from odooops.outcomes import OUTCOMES, counted, outcome_label, qualified, tally
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
@@ -127,3 +131,54 @@ async def rebuild(request: Request, who: Seen, run_id: RunId) -> Response:
     answer = page(request, "builds_table.html", queued=new, **view)
     answer.headers["HX-Push-Url"] = view["base"]  # the first page is what it now shows
     return answer
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The lines of the log a build's page shows: seqs `first` to
+    `last_seq` (the run's last), `lines` of them at most (a page opens with
+    `default_lines` and shows up to `max_lines`), filtered to `level` and above."""
+
+    first: int
+    last_seq: int
+    lines: int
+    default_lines: int
+    max_lines: int
+    level: str
+
+
+def line_href(run_id: int, seq: int | None, shown: Shown) -> str | None:
+    """A link to a log line: on this page when it shows it (#L42), else the
+    page asked for enough lines to hold it; none past what a page can show
+    (the download has it). A page filtered by level may hide the line: the
+    link is then to the whole page."""
+    if seq is None:
+        return None
+    if shown.first <= seq <= shown.last_seq and shown.level == "debug":
+        return f"#L{seq}"
+    needed = max(shown.last_seq - seq + 1, shown.lines)
+    if needed > shown.max_lines:
+        return None
+    query = "" if needed == shown.default_lines else f"?lines={needed}"
+    return f"/runs/{run_id}{query}#L{seq}"
+
+
+async def tests_section(request: Request, who: Visitor, run_id: int, shown: Shown) -> dict | None:
+    """A build's tests for its page, none when it ran none: the count of
+    each outcome, the failures and errors (in log order, each with a link
+    to its log line), then skips and passes, and whether it has a JUnit report."""
+    db = request.app.state.db
+    tests = await Runs(db, who.actor).tests(run_id)
+    if not tests:
+        return None
+    shaped = [{**t, "name": qualified(t), "label": outcome_label(t["outcome"]),
+               "href": line_href(run_id, t["log_seq"], shown)} for t in tests]
+    counts = tally(tests)
+    artifacts = await Events(db, who.actor).artifacts(run_id)
+    # every outcome is counted; one that no test had is said in grey
+    return {"summary": [{"outcome": o, "label": label if counts[o] else replace(label, tone="none"),
+                         "text": counted(o, counts[o])} for o, label in OUTCOMES.items()],
+            "failed": [t for t in shaped if t["outcome"] in ("fail", "error")],
+            "folded": [{"outcome": o, "text": counted(o, counts[o]), "tests": [t for t in shaped if t["outcome"] == o]}
+                       for o in ("skip", "pass") if counts[o]],
+            "junit": any(a["name"] == "junit.xml" for a in artifacts)}

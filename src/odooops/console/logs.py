@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 
 from odooops.api.follow import FINAL, follow
 from odooops.console import ansi
+from odooops.console.builds import Shown, tests_section
 from odooops.console.render import duration, page, run_seconds, templates
 from odooops.console.rights import may_operate
 from odooops.console.session import Seen
@@ -91,9 +92,12 @@ async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "d
     tail = await runs.tail(run_id, lines + 1)
     cut = len(tail) > lines
     tail = tail[-lines:]
+    last_seq = tail[-1]["seq"] if tail else 0
+    shown = Shown(tail[0]["seq"] if tail else 0, last_seq, lines, PAGE_LINES, MAX_LINES, level)
     return page(request, "log.html", run=run, place=run, sections=sections(tail, phases), level=level, cut=cut,
+                tests=await tests_section(request, who, run_id, shown),
                 skipped=[p for p in phases if p["status"] == "skipped"], page_lines=lines, max_lines=MAX_LINES,
-                last_seq=tail[-1]["seq"] if tail else 0, finished=run["status"] in FINAL,
+                last_seq=last_seq, finished=run["status"] in FINAL,
                 can_change=may_operate(run["my_role"], run["stage"]), shell=_shell(run, project))
 
 
