@@ -19,7 +19,7 @@ from odooops.managers.orgs import Orgs
 from odooops.managers.projects import Projects, masked
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
-from odooops.managers.vocabulary import labelled
+from odooops.managers.vocabulary import labelled, tally
 from odooops.models import (
     INT4_MAX,
     INT8_MAX,
@@ -35,7 +35,6 @@ from odooops.models import (
     RunStatus,
     Seq,
 )
-from odooops.outcomes import tally
 from odooops.runner.artifacts import ArtifactStore
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from odooops.cli.context import TONE_STYLE, JsonFlag, err, out, print_json, run, table
 from odooops.managers.runs import Runs
-from odooops.outcomes import OUTCOMES, counted, outcome_label, qualified, tally
+from odooops.managers.vocabulary import OUTCOMES, counted, outcome_label, qualified, tally
 
 
 def outcome(value: str) -> Text:

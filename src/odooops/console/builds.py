@@ -23,8 +23,8 @@ from odooops.managers.events import Events
 from odooops.managers.projects import Projects
 from odooops.managers.queue import Queue
 from odooops.managers.runs import Runs
+from odooops.managers.vocabulary import OUTCOMES, counted, outcome_label, qualified, tally
 from odooops.models import INT8_MAX, RunId
-from odooops.outcomes import OUTCOMES, counted, outcome_label, qualified, tally
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25

@@ -5,6 +5,7 @@ the machine's word: filters, the state machine and scripts use it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -44,3 +45,40 @@ def result_label(result: str | None) -> Label | None:
 def labelled(run: dict) -> dict:
     """A run as the API answers it: with the word people see for its status."""
     return {**run, "status_label": status_label(run.get("status")).word}
+
+
+# A test's outcome (pass, fail, error, skip) as the console's Tests section, the CLI's
+# `run tests` and the API's summary say it.
+# in the order a summary says them: what needs a look first
+OUTCOMES = {
+    "fail": Label("Failed", "✖", "bad"),
+    "error": Label("Error", "⊗", "bad"),
+    "skip": Label("Skipped", "⊘", "off"),
+    "pass": Label("Passed", "✔", "ok"),
+}
+# "3 failed", "1 error", "2 errors": the summary's words for a count
+_COUNTED = {"fail": ("failed", "failed"), "error": ("error", "errors"), "skip": ("skipped", "skipped"),
+            "pass": ("passed", "passed")}
+
+
+def outcome_label(outcome: str) -> Label:
+    return OUTCOMES.get(outcome, Label(outcome.capitalize(), "?", "none"))
+
+
+def tally(tests: Iterable[Mapping]) -> dict[str, int]:
+    """How many tests passed, failed, erred and were skipped (every outcome, zero or not)."""
+    counts = dict.fromkeys(("pass", "fail", "error", "skip"), 0)
+    for test in tests:
+        counts[test["outcome"]] = counts.get(test["outcome"], 0) + 1
+    return counts
+
+
+def counted(outcome: str, n: int) -> str:
+    """'2 passed', '1 error', '3 errors'."""
+    one, many = _COUNTED.get(outcome, (outcome, outcome))
+    return f"{n} {one if n == 1 else many}"
+
+
+def qualified(test: Mapping) -> str:
+    """How a test is named where it is shown: Class.method."""
+    return f"{test['test_class']}.{test['method']}"
