@@ -864,3 +864,31 @@ def test_a_module_gone_from_the_addons_path(odoo, notes, dbs):
         ("WARNING", "odoo.modules.graph", "module standin_notes: not installable, skipped"),
         ("ERROR", "odoo.modules.loading",
          "Some modules are not loaded, some dependencies or manifest may be missing: ['standin_notes']")]
+
+
+def test_a_port_in_use_kills_the_http_thread_only(odoo, notes, dbs):
+    import socket
+
+    db = dbs.clone(odoo, notes.db, "busyport")
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        result = odoo.install(db, "--http-port", str(busy.getsockname()[1]), "--test-tags", "/standin_no_tests")
+    assert result.returncode == 0, result.stderr
+    assert "Exception in thread odoo.service.httpd:\nTraceback (most recent call last):\n" in result.stderr
+    assert "\nOSError: [Errno 98] Address already in use\n" in result.stderr
+    assert "Modules loaded." in messages(result.stderr)
+    [summary] = [r for r in records(result.stderr) if r.logger == "odoo.tests.result"]
+    assert (summary.level, summary.text) == ("WARNING", f"0 failed, 0 error(s) of 0 tests when loading database '{db}'")
+
+
+def test_a_new_module_follows_the_database_s_demo_data(odoo, fresh, dbs):
+    """Up to 18.0 --without-demo matters to a new database only: on one with
+    demo data, a module installed later gets its demo data all the same."""
+    if odoo.major >= 19:
+        return  # 19.0 reads demo data from --with-demo; not covered by a real tree here
+    db = dbs.clone(odoo, fresh.db, "demodb")
+    result = odoo.install(db, "-i", "standin_notes", "--without-demo=all")
+    assert result.returncode == 0, result.stderr
+    assert "Module standin_notes: loading demo" in messages(result.stderr)
+    assert dbs.rows(db, "select demo from ir_module_module where name = 'standin_notes'") == [(True,)]

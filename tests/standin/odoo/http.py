@@ -108,10 +108,21 @@ class Server(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
 
-def spawn(interface: str, port: int, dbname: str | None, major: int, ping) -> Server:
-    """Bind now (so the address is logged before the databases load, as
-    Odoo's log shows it) and serve in a daemon thread."""
-    server = Server((interface or '0.0.0.0', port), dbname, major, ping)
-    _server_logger.info('HTTP service (werkzeug) running on %s:%s', server.server_name, server.server_port)
-    threading.Thread(target=server.serve_forever, name="odoo.service.httpd", daemon=True).start()
-    return server
+def spawn(interface: str, port: int, dbname: str | None, major: int, ping) -> Server | None:
+    """Bind in Odoo's HTTP thread, waiting for it (so the address is logged
+    before the databases load, as Odoo's log shows it), then serve in a
+    daemon thread. A port in use kills that thread as it kills Odoo's: its
+    traceback on stderr, and the rest goes on without HTTP."""
+    bound = []
+
+    def bind():
+        bound.append(Server((interface or '0.0.0.0', port), dbname, major, ping))
+        _server_logger.info('HTTP service (werkzeug) running on %s:%s', bound[0].server_name, bound[0].server_port)
+
+    thread = threading.Thread(target=bind, name="odoo.service.httpd", daemon=True)
+    thread.start()
+    thread.join()
+    if not bound:
+        return None
+    threading.Thread(target=bound[0].serve_forever, name="odoo.service.httpd", daemon=True).start()
+    return bound[0]
