@@ -13,12 +13,14 @@ standin_notes installed, and clones of those for each check."""
 from __future__ import annotations
 
 import ast
+import getpass
 import hashlib
 import importlib.util
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -276,8 +278,6 @@ def notes(odoo, dbs, fresh) -> Run:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -299,8 +299,6 @@ def option_names(help_text: str) -> list[str]:
 
 
 def as_root() -> bool:
-    import getpass
-
     return getpass.getuser() == "root"
 
 
@@ -697,8 +695,6 @@ def test_the_server_answers_health_and_login_and_stops_on_sigterm(odoo, notes, d
 
 
 def _server_name(host: str) -> str:
-    import socket
-
     return socket.getfqdn(host)
 
 
@@ -867,8 +863,6 @@ def test_a_module_gone_from_the_addons_path(odoo, notes, dbs):
 
 
 def test_a_port_in_use_kills_the_http_thread_only(odoo, notes, dbs):
-    import socket
-
     db = dbs.clone(odoo, notes.db, "busyport")
     with socket.socket() as busy:
         busy.bind(("0.0.0.0", 0))

@@ -242,7 +242,7 @@ def button_install(registry: Registry, cr, names: list[str]) -> None:
     todo = list(names)
     while todo:
         _mark_install(cr, todo, 100)
-        states, depends = _states(cr), _dependencies(cr)
+        states = _states(cr)
         cr.execute("SELECT m.name, array_agg(d.name) FILTER (WHERE d.auto_install_required) FROM ir_module_module m "
                    "LEFT JOIN ir_module_module_dependency d ON d.module_id = m.id "
                    "WHERE m.state = 'uninstalled' AND m.auto_install GROUP BY m.name ORDER BY m.name")
@@ -251,7 +251,6 @@ def button_install(registry: Registry, cr, names: list[str]) -> None:
             required_states = {states.get(d, 'unknown') for d in (required or [])}
             if required_states <= set(INSTALL_STATES) and 'to install' in required_states:
                 todo.append(name)
-        del depends
 
 
 def _mark_install(cr, names: list[str], level: int) -> bool:
