@@ -1,7 +1,7 @@
 """How long the demo project's development build takes against a real Odoo
 source, and what the database template cache saves.
 
-  python bench/odoo_build.py --odoo PATH [--cache DIR]
+  python bench/odoo_build.py --odoo PATH [--cache DIR] [--depends account,...]
 
 PATH is a git clone of Odoo (e.g. 17.0 community), outside this repository.
 One runner builds the demo project (hello_notes, which depends on mail, and
@@ -17,6 +17,8 @@ hello_board) four times on a fresh control plane and environments' server:
 
 Prints one JSON object per figure, like the other benches: each build's
 total seconds and its database and odoo phases, and the no-cache/hit ratio.
+--depends adds modules to hello_notes' dependencies (a project on account,
+say, as most are), to see how the ratio grows with what a project needs.
 """
 
 from __future__ import annotations
@@ -84,12 +86,21 @@ async def timed(db, owner: str, label: str) -> float:
     return took
 
 
-async def main(odoo: Path, cache: Path | None) -> None:
+def add_depends(repo: Path, modules: list[str]) -> None:
+    manifest = repo / "hello_notes" / "__manifest__.py"
+    manifest.write_text(manifest.read_text().replace('"depends": ["mail"]', f'"depends": {["mail", *modules]!r}'))
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=b", "-c", "user.email=b@b.test",
+                    "commit", "-qam", "depend on " + ", ".join(modules)], check=True)
+
+
+async def main(odoo: Path, cache: Path | None, depends: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="odooops-bench-") as tmp:
         os.chmod(tmp, 0o755)  # as root the servers run as their own user, which must reach them
         settings = Settings(data_dir=Path(tmp) / "data", runner_concurrency=1, poll_seconds=0.2,
-                            repo_roots=(Path(tmp), odoo.parent), cache_dir=cache or Path(tmp) / "cache")
-        repo = demo.make_repo(Path(tmp) / "hello")
+                            repo_roots=(Path(tmp) / "repos", odoo.parent), cache_dir=cache or Path(tmp) / "cache")
+        repo = demo.make_repo(Path(tmp) / "repos" / "hello")
+        if depends:
+            add_depends(repo, depends)
         owner = await runtime.prepare(settings)
         try:
             async with runtime.database(settings) as db:
@@ -126,5 +137,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--odoo", type=Path, required=True, help="a git clone of Odoo, e.g. 17.0")
     parser.add_argument("--cache", type=Path, help="a cache dir to reuse (mirrors, checkouts, virtualenvs)")
+    parser.add_argument("--depends", default="", help="more dependencies of hello_notes, comma-separated")
     args = parser.parse_args()
-    asyncio.run(main(args.odoo.resolve(), args.cache and args.cache.resolve()))
+    asyncio.run(main(args.odoo.resolve(), args.cache and args.cache.resolve(),
+                     [m for m in args.depends.split(",") if m]))

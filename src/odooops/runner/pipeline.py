@@ -93,6 +93,7 @@ class BuildPipeline:
         self.database_env: dict[str, str] = {}
         self.database_binds: tuple[Path, ...] = ()
         self._exit_code: int | None = None  # of the phase that failed
+        self._refusal: str | None = None  # why it failed, when it said so itself
 
     async def run(self) -> Outcome:
         for d in (self.artifacts, self.job.workdir / "home", self.job.workdir / "tmp"):
@@ -164,8 +165,8 @@ class BuildPipeline:
         if reason == "shutdown" or (failed is None and self.job.stop_after_phase):
             return Outcome("queued", None, "handed back: the worker shut down")
         error = f"phase {failed} failed"
-        if verdict is not None and verdict.reasons:
-            error += ": " + verdict.reasons[0]
+        if self._refusal or (verdict is not None and verdict.reasons):
+            error += ": " + (self._refusal or (verdict.reasons[0] if verdict else ""))
         return Outcome("failed", "ko", error, self._exit_code)
 
     async def _phase(self, name: str, fn: PhaseFn) -> bool:
@@ -175,12 +176,13 @@ class BuildPipeline:
         began = time.monotonic()
         try:
             code = await fn()
-        except InvalidInput as exc:
+        except InvalidInput as exc:  # what the phase found wrong, said before anything ran
             sink.system(str(exc), "error")
-            code = -1
+            code, self._refusal = -1, str(exc).splitlines()[0][:500]
         took = time.monotonic() - began
         ok = code == 0 and self.job.abort_reason is None
-        verdict = "succeeded" if ok else (self.job.abort_reason or f"failed with exit code {code}")
+        verdict = "succeeded" if ok else (self.job.abort_reason or ("failed" if self._refusal else
+                                                                    f"failed with exit code {code}"))
         sink.lines("system", [f"phase {name} {verdict} in {took:.1f} s"], "info" if ok else "error")
         sink.phase = None
         if not ok:
