@@ -886,3 +886,73 @@ def test_a_new_module_follows_the_database_s_demo_data(odoo, fresh, dbs):
     assert result.returncode == 0, result.stderr
     assert "Module standin_notes: loading demo" in messages(result.stderr)
     assert dbs.rows(db, "select demo from ir_module_module where name = 'standin_notes'") == [(True,)]
+
+
+RULES = '''from odoo.exceptions import UserError
+from odoo.tests.common import TransactionCase, tagged
+
+
+class TestRulesBase(TransactionCase):
+    def test_inherited(self):
+        self.assertTrue(True)
+
+
+class TestRules(TestRulesBase):
+    def test_bare_fail(self):
+        self.fail()
+
+    def test_bare_raise(self):
+        raise KeyError
+
+    def test_odoo_error(self):
+        raise UserError("no such thing")
+
+    def test_nested_raise_passes(self):
+        with self.assertRaises(ZeroDivisionError):
+            raise ZeroDivisionError("expected")
+
+
+@tagged("post_install", "-at_install")
+class TestRulesAfterInstall(TransactionCase):
+    def test_post_fails(self):
+        self.fail("after install")
+'''
+
+
+def test_the_outcome_rule_reads_as_odoo_runs(odoo, fresh, dbs, tmp_path):
+    """README.md's rule on a module written for it: inherited tests, bare
+    fail and raise, Odoo's own exception, a nested raise that passes, and a
+    post-install failure after "Modules loaded."."""
+    module = tmp_path / "addons" / "standin_rules"
+    (module / "tests").mkdir(parents=True)
+    (module / "__init__.py").write_text("")
+    (module / "__manifest__.py").write_text(repr({"name": "Rules", "depends": ["base"], "license": "LGPL-3"}))
+    (module / "tests" / "__init__.py").write_text("from . import test_rules\n")
+    (module / "tests" / "test_rules.py").write_text(RULES)
+    db = dbs.clone(odoo, fresh.db, "rules")
+    port = str(free_port())
+
+    post = odoo.install(db, "-i", "standin_rules", "--http-port", port, "--test-tags",
+                        "/standin_rules:TestRulesAfterInstall", addons=(module.parent,))
+    assert post.returncode == 1
+    text = messages(post.stderr)
+    assert text.index("Modules loaded.") < text.index("Starting post tests")
+    assert "FAIL: TestRulesAfterInstall.test_post_fails" in text
+    assert f"1 failed, 0 error(s) of 1 tests when loading database '{db}'" in text
+
+    rules = odoo.install(db, "-u", "standin_rules", "--http-port", port, "--test-tags", "/standin_rules",
+                         addons=(module.parent,))
+    assert rules.returncode == 1
+    log = records(rules.stderr)
+    started = [r.text for r in log if r.text.startswith("Starting Test")]
+    assert started == [f"Starting {name} ..." for name in (
+        "TestRules.test_bare_fail", "TestRules.test_bare_raise", "TestRules.test_inherited",
+        "TestRules.test_nested_raise_passes", "TestRules.test_odoo_error", "TestRulesBase.test_inherited",
+        "TestRulesAfterInstall.test_post_fails")]
+    outcomes = {r.text: last_traceback_line(r) for r in log if r.text.startswith(("FAIL: ", "ERROR: "))}
+    assert outcomes == {"FAIL: TestRules.test_bare_fail": "AssertionError: None",
+                        "ERROR: TestRules.test_bare_raise": "KeyError",
+                        "ERROR: TestRules.test_odoo_error": "odoo.exceptions.UserError: no such thing",
+                        "FAIL: TestRulesAfterInstall.test_post_fails": "AssertionError: after install"}
+    assert "Module standin_rules: 1 failures, 2 errors of 6 tests" in messages(rules.stderr)
+    assert f"2 failed, 2 error(s) of 7 tests when loading database '{db}'" in messages(rules.stderr)
