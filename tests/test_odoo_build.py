@@ -383,3 +383,21 @@ def test_archiving_a_branch_drops_its_databases_and_role(settings, odoo_project,
     with psycopg.connect(server.conninfo.reveal()) as conn:
         assert conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is None
         assert conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None
+
+
+def test_extra_addons_repositories_are_fetched_recorded_and_on_the_addons_path(settings, odoo_project, odoo_runner,
+                                                                              tmp_path):
+    """An OCA-like repository at a ref: its modules are dependencies the
+    project's own can use; `all` would also test them, `own` does not."""
+    extra = make_repo(tmp_path / "repos" / "oca-tools", module("oca_base_notes"))
+    git(extra, "branch", "-m", "17.0")
+    odoo_project(module("acme_notes", depends=("oca_base_notes",)),
+                 extra_addons=[{"name": "oca-tools", "repository": str(extra), "ref": "17.0"}])
+    odoo_runner()
+    run = finished(settings, build(settings), 240)
+    log = text(log_of(settings, run["id"]))
+    assert run["status"] == "succeeded", log
+    assert [s["name"] for s in run["sources"]] == ["oca-tools", "odoo"]
+    assert run["sources"][0]["commit"] == git(extra, "rev-parse", "HEAD")
+    assert "modules under test: acme_notes" in log and "template miss" in log
+    assert {t["module"] for t in results_of(settings, run["id"])} == {"acme_notes"}
