@@ -956,3 +956,15 @@ def test_the_outcome_rule_reads_as_odoo_runs(odoo, fresh, dbs, tmp_path):
                         "FAIL: TestRulesAfterInstall.test_post_fails": "AssertionError: after install"}
     assert "Module standin_rules: 1 failures, 2 errors of 6 tests" in messages(rules.stderr)
     assert f"2 failed, 2 error(s) of 7 tests when loading database '{db}'" in messages(rules.stderr)
+
+
+def test_update_all_upgrades_base_and_every_installed_module(odoo, notes, dbs):
+    db = dbs.clone(odoo, notes.db, "all")
+    result = odoo.install(db, "-u", "all")
+    assert result.returncode == 0, result.stderr
+    assert not [r for r in records(result.stderr) if r.level != "INFO"]
+    text = messages(result.stderr)
+    assert "ALLOW access to module.button_upgrade on ['Base'] to user __system__ #1 via n/a" in text
+    installed = {name for (name,) in dbs.rows(db, "select name from ir_module_module where state = 'installed'")}
+    loaded = {m.split()[2] for m in text if m.startswith("Loading module ")}
+    assert loaded == installed

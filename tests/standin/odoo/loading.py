@@ -325,13 +325,17 @@ def load_marked(registry: Registry, cr, graph: Graph, states: list[str], loaded:
 
 def _flags(registry: Registry, graph: Graph) -> dict:
     """Odoo's init/update/demo node attributes: a module named by -i/-u (or
-    'all') has them, and so has every module of the graph that depends on it."""
+    'all') has them, and so has every module of the graph that depends on it;
+    as Odoo's nodes do, each writes its name back into the option (so that
+    `-u all` upgrades base, and all with it)."""
     config, depends, flags = registry.config, {}, {}
     for name in graph:
         depends[name] = registry.modules.manifest(name)['depends']
         flags[name] = {kind for kind in ('init', 'update', 'demo')
                        if name in config[kind] or 'all' in config[kind]
                        or any(kind in flags.get(d, ()) for d in depends[name])}
+        for kind in flags[name]:
+            config[kind][name] = 1
     return flags
 
 
