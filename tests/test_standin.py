@@ -779,18 +779,43 @@ def test_a_standin_copy_pretends_to_be_another_series(series, standin_python, pg
     demo_flag = ["--with-demo"] if major >= 19 else []
     result = odoo.install(db, "-i", "base", *demo_flag)
     assert result.returncode == 0, result.stderr
-    assert messages(result.stderr)[0] == f"Odoo version {series}"
+    assert messages(result.stderr, "odoo")[0] == f"Odoo version {series}"
     assert dbs.rows(db, "select latest_version, demo from ir_module_module where name = 'base'") == [
         (f"{series}.1.3", True)]
     assert (odoo.data_dir / "addons" / series).is_dir()
     with_demo = odoo.run("--with-demo", "--help")
     assert (with_demo.returncode == 0) == (major >= 19)
+    longpolling = odoo.run("--longpolling-port", "8072", "--help")
+    assert (longpolling.returncode == 2) == (major >= 19)
     if major >= 19:
-        assert odoo.run("-d", "x", "--without-demo=all").stderr.endswith(
-            "error: --without-demo option does not take a value\n")
-        plain = dbs.name(odoo, "plain")
-        assert odoo.install(plain, "-i", "base").returncode == 0
-        assert dbs.rows(plain, "select demo from ir_module_module where name = 'base'") == [(False,)]
+        check_19_0(odoo, dbs)
+
+
+def check_19_0(odoo: Odoo, dbs: Databases) -> None:
+    """What 19.0 changed, as its --help and config.py say (no real 19.0 ran here)."""
+    assert odoo.run("--help").stdout.startswith("Usage: odoo-bin [--addons-path=PATH,...] server [options]\n")
+    assert odoo.run("--reinit", "base", "--skip-auto-install", "--db_app_name", "x", "--help").returncode == 0
+    plain = dbs.name(odoo, "plain")
+    result = odoo.install(plain, "-i", "base")
+    assert result.returncode == 0
+    assert dbs.rows(plain, "select demo from ir_module_module where name = 'base'") == [(False,)]
+    [warning] = [r for r in records(result.stderr) if r.level == "WARNING"]
+    assert (warning.logger, warning.text) == ("odoo.tools.config", "missing --http-interface/http_interface, "
+                                              "using 0.0.0.0 by default, will change to 127.0.0.1 in 20.0")
+    for flag, warns in (("--without-demo", False), ("--without-demo=all", True)):
+        db = dbs.name(odoo, "without")
+        result = odoo.install(db, "-i", "base", flag, "--http-interface", "127.0.0.1")
+        assert result.returncode == 0
+        assert dbs.rows(db, "select demo from ir_module_module where name = 'base'") == [(False,)]
+        expected = ["option --without-demo: since 19.0, invalid boolean value: 'all', assume True"] if warns else []
+        assert [r.text for r in records(result.stderr) if r.level == "WARNING"] == expected
+    tests = odoo.run("-d", plain, "--test-enable", "--http-port", str(free_port()), "--http-interface", "127.0.0.1",
+                     "--data-dir", str(odoo.data_dir), timeout=60)  # stops by itself: it implies --stop-after-init
+    assert tests.returncode == 0 and "Initiating shutdown" in messages(tests.stderr)
+    skipped = odoo.run("-d", plain, "--addons-path", str(odoo.tree / "nowhere"), "--stop-after-init",
+                       "--data-dir", str(odoo.data_dir), "--http-interface", "127.0.0.1")
+    assert skipped.returncode == 0
+    assert f"option --addons-path, no such directory '{odoo.tree / 'nowhere'}', skipped" in messages(skipped.stderr)
 
 
 def test_from_18_0_health_asks_postgresql_for_db_server_status(standin_python, pg, tmp_path):

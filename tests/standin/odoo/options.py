@@ -110,8 +110,31 @@ OPTION_GROUPS = [
     ]),
 ]
 
-# From 19.0 demo data is opt-in: --with-demo, and --without-demo is a flag.
-DEMO_OPT_IN_SINCE = 19
+# 19.0 rewrote the options (seen in a 19.0 --help and config.py, not run
+# here): demo data opt-in with --with-demo, --without-demo[=BOOL], options
+# added and removed, --test-enable implying --stop-after-init, a directory of
+# --addons-path that is not one skipped with a warning instead of refused.
+DEMO_OPT_IN_SINCE = SERIES_19 = 19
+CHANGES_19 = {  # group: (removed flags, [(after these flags, the option added)])
+    'Common options': ({('--without-demo',)}, [
+        (('-u', '--update'), (('--reinit',), 'MODULE,...')),
+        (('--reinit',), (('--with-demo',), None)),
+        (('--with-demo',), (('--without-demo',), 'BOOL')),
+        (('--without-demo',), (('--skip-auto-install',), None)),
+        (('--upgrade-path',), (('--pre-upgrade-scripts',), 'PATH,...'))]),
+    'HTTP Service Configuration': ({('--longpolling-port',)}, []),
+    'Database related options': (set(), [
+        (('--db_host',), (('--db_replica_host',), 'STRING')),
+        (('--db_port',), (('--db_replica_port',), 'INT')),
+        (('--db_sslmode',), (('--db_app_name',), 'STRING'))]),
+    'Internationalisation options': ({('-l', '--language'), ('--i18n-export',), ('--i18n-import',), ('--modules',)},
+                                     []),
+    'Advanced options': ({('--shell-interface',)}, [
+        (('--max-cron-threads',), (('--limit-time-worker-cron',), 'INT'))]),
+    'Multiprocessing options': (set(), [
+        (('--limit-memory-soft',), (('--limit-memory-soft-gevent',), 'INT')),
+        (('--limit-memory-hard',), (('--limit-memory-hard-gevent',), 'INT'))]),
+}
 
 # where an option's value name does not say where it goes
 DESTS = {'--http-port': 'http_port', '--longpolling-port': 'longpolling_port', '--gevent-port': 'gevent_port',
@@ -132,13 +155,18 @@ DEFAULTS = {'http_port': 8069, 'gevent_port': 8072, 'http_interface': '', 'http_
 
 
 def option_groups(major: int) -> list:
-    """The groups of this version: 17.0's, with 19.0's demo options from 19.0 on."""
-    if major < DEMO_OPT_IN_SINCE:
+    """The groups of this version: 17.0's (for 16.0 and 18.0 too), 19.0's from 19.0 on."""
+    if major < SERIES_19:
         return OPTION_GROUPS
-    common = [(('--with-demo',), None) if flags == ('--without-demo',) else (flags, value)
-              for flags, value in OPTION_GROUPS[0][1]]
-    common.insert(common.index((('--with-demo',), None)) + 1, (('--without-demo',), None))
-    return [(OPTION_GROUPS[0][0], common), *OPTION_GROUPS[1:]]
+    groups = []
+    for title, options in OPTION_GROUPS:
+        removed, added = CHANGES_19.get(title, (set(), []))
+        options = [(flags, value) for flags, value in options if flags not in removed]
+        for after, option in added:
+            at = next(i for i, (flags, _) in enumerate(options) if flags == after)
+            options.insert(at + 1, option)
+        groups.append((title, options))
+    return groups
 
 
 def option_names(major: int = 17) -> list[str]:
@@ -155,11 +183,19 @@ def _is_addons_path(path: str) -> bool:
     return False
 
 
+# what 19.0 logs once the log is set up
+deferred_warnings: list[tuple] = []
+
+
 def _check_addons_path(option, opt, value, parser):
     paths = []
     for path in value.split(','):
         path = path.strip()
         absolute = os.path.abspath(os.path.expanduser(path))
+        if parser.major >= SERIES_19 and not (os.path.isdir(absolute) and _is_addons_path(absolute)):
+            problem = "no such directory" if not os.path.isdir(absolute) else "invalid addons directory"
+            deferred_warnings.append((f"option %s, {problem} %r, skipped", opt, absolute))
+            continue
         if not os.path.isdir(absolute):
             raise optparse.OptionValueError(f"option {opt}: no such directory: {absolute!r}")
         if not _is_addons_path(absolute):
@@ -182,8 +218,8 @@ def _add(group, flags: tuple, value_name: str | None, major: int) -> None:
         group.add_option(*flags, dest=dest, action="callback", callback=_test_enable)
     elif flags == ('--with-demo',):
         group.add_option(*flags, dest='with_demo', action="store_true")
-    elif flags == ('--without-demo',) and major >= DEMO_OPT_IN_SINCE:
-        group.add_option(*flags, dest='with_demo', action="store_false")
+    elif flags == ('--without-demo',) and major >= SERIES_19:
+        group.add_option(*flags, dest='without_demo', metavar=value_name)
     elif flags in (('--log-web',), ('--log-sql',)):
         group.add_option(*flags, dest='log_handler', action="append_const",
                          const='odoo.http:DEBUG' if flags == ('--log-web',) else 'odoo.sql_db:DEBUG')
@@ -199,7 +235,12 @@ def _add(group, flags: tuple, value_name: str | None, major: int) -> None:
 
 
 def parser(prog: str, version: str, major: int) -> optparse.OptionParser:
-    result = optparse.OptionParser(prog=prog, version=f"Odoo Server {version}")
+    usage = "%prog [options]"
+    if major >= SERIES_19:  # "odoo-bin [--addons-path=PATH,...] server [options]"
+        name, _, command = prog.partition(' ')
+        prog, usage = name, f"%prog [--addons-path=PATH,...] {command} [options]"
+    result = optparse.OptionParser(prog=prog, usage=usage, version=f"Odoo Server {version}")
+    result.major = major
     for title, options in option_groups(major):
         group = optparse.OptionGroup(result, title)
         for flags, value_name in options:
@@ -211,6 +252,9 @@ def parser(prog: str, version: str, major: int) -> optparse.OptionParser:
 def parse(opts: optparse.OptionParser, args: list[str]) -> dict:
     """The options as a dict, with real Odoo's defaults and its refusal of
     anything left over."""
+    if opts.major >= SERIES_19:  # a bare --without-demo means --without-demo=True
+        args = [f'{arg}=True' if arg == '--without-demo' and (i == len(args) - 1 or args[i + 1].startswith('-'))
+                else arg for i, arg in enumerate(args)]
     values, rest = opts.parse_args(args)
     if rest:
         opts.error(f"unrecognized parameters: '{' '.join(rest)}'")
@@ -222,9 +266,27 @@ def parse(opts: optparse.OptionParser, args: list[str]) -> dict:
     config['init'] = dict.fromkeys(config['init'].split(','), 1) if config.get('init') else {}
     config['update'] = dict.fromkeys(config['update'].split(','), 1) if config.get('update') else {}
     config['test_enable'] = bool(config.get('test_tags'))
+    if opts.major >= SERIES_19:
+        config['with_demo'] = _with_demo(config.get('with_demo'), config.pop('without_demo', None))
+        if config['test_enable']:
+            config['stop_after_init'] = True
+        if 'all' in config['update']:
+            config['update'] = {'base': 1}
     if ',' in (config.get('db_name') or '') and (config['init'] or config['update']):
         opts.error("Cannot use -i/--init or -u/--update with multiple databases in the -d/--database/db_name")
     return config
+
+
+def _with_demo(with_demo, without_demo) -> bool:
+    if without_demo is None:
+        return bool(with_demo)
+    if without_demo.lower() in ('1', 'yes', 'true', 'on'):
+        return False
+    if without_demo.lower() in ('0', 'no', 'false', 'off'):
+        return True
+    deferred_warnings.append(("option %s: since 19.0, invalid boolean value: %r, assume %s", '--without-demo',
+                              without_demo, without_demo != 'None'))
+    return without_demo == 'None'
 
 
 def default_data_dir() -> str:

@@ -55,6 +55,11 @@ def configure(command: str, args: list[str], extra=None) -> tuple[dict, object]:
     config['demo'] = dict(config['init']) if demo else {}
     config['addons_paths'] = addons_paths(config)
     logs.init(config)
+    for warning in options.deferred_warnings:
+        logging.getLogger('odoo.tools.config').warning(*warning)
+    if major() >= options.SERIES_19 and config['http_enable'] and not config.get('http_interface'):
+        logging.getLogger('odoo.tools.config').warning(
+            "missing %s, using 0.0.0.0 by default, will change to 127.0.0.1 in 20.0", '--http-interface/http_interface')
     return config, values
 
 
