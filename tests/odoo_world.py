@@ -40,6 +40,8 @@ def real_sources() -> list[OdooSource]:
 
 ODOO_SOURCES = [OdooSource("17.0", None, False), *real_sources()]
 LANE = pytest.mark.parametrize("odoo_source", ODOO_SOURCES, ids=[s.id for s in ODOO_SOURCES])
+_SEVENTEEN = [s for s in ODOO_SOURCES if s.version == "17.0"]
+LANE_17 = pytest.mark.parametrize("odoo_source", _SEVENTEEN, ids=[s.id for s in _SEVENTEEN])  # the demo is 17.0's
 
 
 def standin_repo(where: Path, version: str = "17.0") -> Path:

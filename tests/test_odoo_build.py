@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from conftest import APP_PASSWORD, owner_conn
 from helpers import SERVICE, call, commit, git, make_repo, recipe, wait_until
-from odoo_world import LANE, ODOO_SOURCES, odoo_timeout, source_path
+from odoo_world import LANE, LANE_17, ODOO_SOURCES, odoo_timeout, source_path
 from odooops import demo
 from odooops.managers.branches import Branches
 from odooops.managers.orgs import Orgs
@@ -31,7 +31,7 @@ FAST = {"ODOOOPS_POLL_SECONDS": "0.2", "ODOOOPS_HEARTBEAT_SECONDS": "0.5", "ODOO
 
 MANIFEST = """{{
     "name": "{name}",
-    "version": "17.0.1.0.0",
+    "version": "{version}.1.0.0",
     "license": "LGPL-3",
     "depends": {depends},
     "data": ["security/ir.model.access.csv"],
@@ -86,11 +86,12 @@ class TestNote(TransactionCase):
 '''
 
 
-def module(name: str, tests: str = PASSING, depends: tuple[str, ...] = ("base",)) -> dict[str, str]:
+def module(name: str, tests: str = PASSING, depends: tuple[str, ...] = ("base",), version: str = "17.0") \
+        -> dict[str, str]:
     model = name.replace("_", ".", 1)
     return {
         f"{name}/__init__.py": "from . import models\n",
-        f"{name}/__manifest__.py": MANIFEST.format(name=name, depends=list(depends)),
+        f"{name}/__manifest__.py": MANIFEST.format(name=name, depends=list(depends), version=version),
         f"{name}/models/__init__.py": "from . import note\n",
         f"{name}/models/note.py": MODEL.format(model=model),
         f"{name}/security/ir.model.access.csv": ACCESS.format(model=model, model_=model.replace(".", "_")),
@@ -156,7 +157,9 @@ def odoo_runner(settings, odoo_project, odoo_cache):
         full = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
         full.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
                      "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_CACHE_DIR": str(odoo_cache),
-                     "ODOOOPS_REPO_ROOTS": os.pathsep.join(str(r) for r in odoo_project.roots), **FAST, **env})
+                     "ODOOOPS_REPO_ROOTS": os.pathsep.join(str(r) for r in odoo_project.roots),
+                     # the real-Odoo lane's interpreters, e.g. 16.0=/usr/bin/python3.10
+                     "ODOOOPS_ODOO_PYTHON": os.environ.get("ODOOOPS_ODOO_PYTHON", ""), **FAST, **env})
         log = (settings.data_dir.parent / "runner.log").open("a")
         proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner", "--concurrency", "2"], env=full,
                                 stdout=log, stderr=subprocess.STDOUT)
@@ -211,7 +214,7 @@ def artifact(settings, run_id: int, name: str) -> bytes:
 def test_an_addons_repository_is_found_installed_and_tested(settings, odoo_project, odoo_runner, odoo_source):
     """No .odooops.toml: the modules are found, installed with demo data on a
     fresh database and tested; the verdict and each test's result are Odoo's."""
-    odoo_project({**module("acme_notes", MIXED), "README.md": "shop\n"})
+    odoo_project({**module("acme_notes", MIXED, version=odoo_source.version), "README.md": "shop\n"})
     odoo_runner()
     run = finished(settings, build(settings), odoo_timeout(odoo_source))
     events = log_of(settings, run["id"])
@@ -241,7 +244,8 @@ def test_an_addons_repository_is_found_installed_and_tested(settings, odoo_proje
 @LANE
 def test_a_second_build_clones_the_template_and_gets_the_same_results(settings, odoo_project, odoo_runner,
                                                                      odoo_source, tmp_path):
-    odoo_project({**module("acme_notes"), **module("acme_board", depends=("acme_notes",))})
+    v = odoo_source.version
+    odoo_project({**module("acme_notes", version=v), **module("acme_board", depends=("acme_notes",), version=v)})
     odoo_runner()
     first = finished(settings, build(settings), odoo_timeout(odoo_source))
     log = text(log_of(settings, first["id"]))
@@ -338,7 +342,7 @@ def test_recipe_phases_around_odoo_and_a_branch_role_reaches_only_its_database(s
     assert f"permission denied for database \"{other}\"" in log or "not have CONNECT privilege" in log, log
 
 
-@LANE
+@LANE_17
 def test_the_demo_project_builds_green(settings, odoo_project, odoo_runner, odoo_source):
     """The demo of `up --demo`: two modules, hello_board depending on
     hello_notes (which inherits mail.thread), all their tests passing."""

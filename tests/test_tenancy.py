@@ -34,7 +34,8 @@ ACME_ROWS = {
 # Tables that hold no tenant data; any signed-in user may read them.
 SHARED = {"workers", "run_transitions"}
 # Tables no user may read or write: only the control plane and its functions.
-PRIVATE = {"login_failures", "hook_effects", "project_secrets", "password_resets"}
+# test_results: read through ops.build_tests, which checks the run (tests/test_test_results.py)
+PRIVATE = {"login_failures", "hook_effects", "project_secrets", "password_resets", "test_results"}
 
 # A change a stranger might try on Acme's rows, per table.
 UPDATES = {
@@ -80,6 +81,8 @@ INSERTS = {
     "project_secrets": "insert into ops.project_secrets (project_id, name, unsealed) values (%(shop)s, 'X', 'x')",
     "password_resets": "insert into ops.password_resets (user_id, token_hash, expires_at)"
                        " values (%(alice)s, 'known', now() + interval '1 day')",
+    "test_results": "insert into ops.test_results (run_id, n, attempt, module, test_class, method, outcome)"
+                    " values (%(shop_dev_run)s, 1, 1, 'm', 'C', 'test_forged', 'pass')",
     "ingest_tokens": "insert into ops.ingest_tokens (project_id, name, token_hash) values (%(shop)s, 'x', 'stolen')",
     "metrics": "insert into ops.metrics (project_id, ts, metric, value) values (%(shop)s, now(), 'x', 1)",
     "metrics_minutely": "insert into ops.metrics_minutely values (%(shop)s, 'x', now(), %(main)s, 1, 1, 1, 1)",

@@ -62,6 +62,9 @@ DOCUMENTED = [
     ("ODOOOPS_ODOO_REQUIREMENT_SUBSTITUTES", "psycopg2=psycopg2-binary,python-ldap=",
      "Requirements of Odoo's requirements.txt replaced when its virtualenv is made (NAME=REPLACEMENT, "
      "comma-separated; an empty replacement leaves the line out): those that need system headers to build."),
+    ("ODOOOPS_ODOO_PYTHON", "(the runner's own)",
+     "The Python interpreter of each Odoo version's virtualenvs, comma-separated VERSION=PATH pairs (e.g. "
+     "16.0=/usr/bin/python3.10): an Odoo version's requirements pin what that version supports."),
     ("ODOOOPS_APP_ROLE", "odooops_app",
      "Login role the application connects as; it can only SET ROLE to anon, authenticated, service_role."),
     ("ODOOOPS_APP_PASSWORD", "(generated)",
@@ -130,6 +133,7 @@ class Settings:
     template_cache_size: int = 10
     cache_dir: Path | None = None
     odoo_requirement_substitutes: str = "psycopg2=psycopg2-binary,python-ldap="
+    odoo_python: str = ""
     template_max_age_days: int = 14
 
     @classmethod
@@ -163,6 +167,7 @@ class Settings:
             cache_dir=Path(env["ODOOOPS_CACHE_DIR"]) if env.get("ODOOOPS_CACHE_DIR") else None,
             odoo_requirement_substitutes=env.get("ODOOOPS_ODOO_REQUIREMENT_SUBSTITUTES",
                                                  "psycopg2=psycopg2-binary,python-ldap="),
+            odoo_python=env.get("ODOOOPS_ODOO_PYTHON", ""),
             template_max_age_days=_number(env, "ODOOOPS_TEMPLATE_MAX_AGE_DAYS", 14, int),
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ class OdooHost:
     repo_host: repos.Host
     substitutes: dict[str, str]
     keep_templates: tuple[int, int] = (10, 14)  # how many, and for how many days unused
+    pythons: dict[str, str] = field(default_factory=dict)  # Odoo version -> interpreter (ODOOOPS_ODOO_PYTHON)
     _server: EnvServer | None = None
     _templates: TemplateCache | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -68,7 +70,7 @@ class Pipeline(Protocol):
     def command(self, argv: list[str], *, cwd: Path, env: dict[str, str] | None = None, network: bool = False,
                 sandbox: bool = True, readable: tuple[Path, ...] = (), writable: tuple[Path, ...] = ()) -> Command: ...
     def say(self, message: str, level: str = "info") -> None: ...
-    async def make_venv(self, venv: Path, files: list[Path]) -> int: ...
+    async def make_venv(self, venv: Path, files: list[Path], python: str = ...) -> int: ...
 
 
 @dataclass
@@ -137,7 +139,7 @@ class OdooBuild:
         self.addons = graph.collect(roots)
         choice = self.options.modules or (self.run.get("branch_settings") or {}).get("odoo_modules") or "own"
         self.targets = graph.select(self.addons, choice)
-        graph.check(self.addons, self.targets)
+        graph.check(self.addons, self.targets, series=self.version)
         self.pipeline.say(f"modules under test: {', '.join(self.targets)}")
         self.pipeline.say("addons path: " + ", ".join(_shown(p, self.pipeline.src) for p in self.addons.paths))
 
@@ -151,7 +153,8 @@ class OdooBuild:
     async def install(self) -> int:
         others = [("project", self.pipeline.src)]
         others += [(c.spec.name, c.path) for c in self.checkouts if c.spec.name != "odoo"]
-        wanted = pyenv.gather(self.odoo_tree, others, self.host.substitutes)
+        python = self.host.pythons.get(self.version, sys.executable)
+        wanted = pyenv.gather(self.odoo_tree, others, self.host.substitutes, python)
         venv = self.host.cache / "venvs" / f"odoo-{wanted.key}"
         files_dir = venv.with_suffix(".requirements")
         files_dir.mkdir(parents=True, exist_ok=True)
@@ -160,8 +163,9 @@ class OdooBuild:
             path = files_dir / f"{label}.txt"
             path.write_text(text)
             files.append(path)
-        self.pipeline.say("requirements: " + (", ".join(label for label, _ in wanted.files) or "none"))
-        return await self.pipeline.make_venv(venv, files)
+        self.pipeline.say("requirements: " + (", ".join(label for label, _ in wanted.files) or "none")
+                          + f"; Python: {python}")
+        return await self.pipeline.make_venv(venv, files, python)
 
     # database: a new database for this build, cloned from a template when one fits
 

@@ -13,6 +13,14 @@ EXTRA_OPTIONS = ("--load-language", "--log-handler", "--limit-time-real", "--lim
                  "--osv-memory-count-limit", "--screenshots", "--screencasts")
 
 
+def script(odoo: Path) -> Path:
+    """odoo-bin of a source tree, or setup/odoo of a packaged one (an sdist's layout)."""
+    for candidate in (odoo / "odoo-bin", odoo / "setup" / "odoo"):
+        if candidate.is_file():
+            return candidate
+    return odoo / "odoo-bin"
+
+
 def major(version: str) -> int:
     return int(version.split(".")[0])
 
@@ -39,7 +47,7 @@ class Invocation:
         """The command line. The database's host, user and password are not on
         it: libpq reads them from the environment (PGHOST, PGUSER…), so the
         password stays out of the process list and the log."""
-        argv = [str(python), str(self.odoo / "odoo-bin"), "--database", self.database,
+        argv = [str(python), str(script(self.odoo)), "--database", self.database,
                 "--addons-path", ",".join(str(p) for p in self.addons_path), "--data-dir", str(self.data_dir),
                 f"--db-filter=^{self.database}$", "--no-database-list", "--max-cron-threads=0"]
         if self.install:
@@ -54,7 +62,8 @@ class Invocation:
         if self.stop_after_init:
             argv.append("--stop-after-init")
         if self.http_port is not None:
-            argv += ["--http-port", str(self.http_port)]
+            # loopback, said outright: 19.0 warns when the interface is left to its default
+            argv += ["--http-interface=127.0.0.1", "--http-port", str(self.http_port)]
         return argv + self.extra
 
     def _demo(self) -> list[str]:

@@ -5,6 +5,7 @@ same, with pip's own progress in the build's log."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -61,12 +62,19 @@ class Requirements:
 
     @property
     def key(self) -> str:
-        version = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+        version = sys.version if self.python == sys.executable else os.path.realpath(self.python)
         return digest(b"odoo-venv", self.python.encode(), version.encode(),
                       *(label.encode() + b"\0" + text.encode() for label, text in self.files))[:24]
 
 
-def gather(odoo: Path, others: Iterable[tuple[str, Path]], substitutes: dict[str, str]) -> Requirements:
+def parse_pythons(raw: str) -> dict[str, str]:
+    """ODOOOPS_ODOO_PYTHON: `16.0=/usr/bin/python3.10,…`, the interpreter of each Odoo version."""
+    pairs = (p.split("=", 1) for p in raw.split(",") if "=" in p)
+    return {version.strip(): path.strip() for version, path in pairs if path.strip()}
+
+
+def gather(odoo: Path, others: Iterable[tuple[str, Path]], substitutes: dict[str, str],
+           python: str = sys.executable) -> Requirements:
     """Odoo's requirements.txt (substituted), then each other repository's."""
     files = []
     if (odoo / "requirements.txt").is_file():
@@ -74,7 +82,7 @@ def gather(odoo: Path, others: Iterable[tuple[str, Path]], substitutes: dict[str
     for label, root in others:
         if (root / "requirements.txt").is_file():
             files.append((label, (root / "requirements.txt").read_text(errors="replace")))
-    return Requirements(files)
+    return Requirements(files, python)
 
 
 class PipWatch:

@@ -288,7 +288,7 @@ class BuildPipeline:
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         return await self.make_venv(self.cache / "venvs" / h.hexdigest()[:24], present)
 
-    async def make_venv(self, venv: Path, files: list[Path]) -> int:
+    async def make_venv(self, venv: Path, files: list[Path], python: str = sys.executable) -> int:
         """The virtualenv of these requirements files, made once per host and
         reused; a requirement that does not install is named."""
         venv.parent.mkdir(parents=True, exist_ok=True)
@@ -297,18 +297,18 @@ class BuildPipeline:
                 self.job.sink.system(f"reusing virtualenv {venv.name}")
                 self.venv = venv
                 return 0
-            code = await self._make_venv(venv, files)
+            code = await self._make_venv(venv, files, python)
         if code == 0:
             self.venv = venv
         return code
 
-    async def _make_venv(self, venv: Path, requirements: list[Path]) -> int:
+    async def _make_venv(self, venv: Path, requirements: list[Path], python: str) -> int:
         """Made where it stays (a venv's scripts name its path), under the lock;
         `.complete` is written last, so a half-made one is never reused."""
         self.job.sink.system(f"creating virtualenv {venv.name}")
         shutil.rmtree(venv, ignore_errors=True)
         cmd = lambda argv: self.command(argv, cwd=self.src, network=True, sandbox=False)  # noqa: E731
-        code = await self._exec(cmd([sys.executable, "-m", "venv", str(venv)]))
+        code = await self._exec(cmd([python, "-m", "venv", str(venv)]))
         if code == 0 and requirements:
             pip = PipWatch()
             code = await self._exec(cmd([str(venv / "bin" / "python"), "-m", "pip", "install",

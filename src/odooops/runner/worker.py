@@ -74,7 +74,8 @@ class Runner:
         self.odoo = OdooHost(functools.partial(envdb.start, settings), runtime.secret_key(settings),
                              settings.cache_dir or settings.data_dir, repos.Host.of(settings),
                              pyenv.parse_substitutes(settings.odoo_requirement_substitutes),
-                             (settings.template_cache_size, settings.template_max_age_days))
+                             (settings.template_cache_size, settings.template_max_age_days),
+                             pyenv.parse_pythons(settings.odoo_python))
 
     @property
     def worker_id(self) -> UUID:
