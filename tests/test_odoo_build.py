@@ -158,8 +158,9 @@ def odoo_runner(settings, odoo_project, odoo_cache):
         full.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
                      "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_CACHE_DIR": str(odoo_cache),
                      "ODOOOPS_REPO_ROOTS": os.pathsep.join(str(r) for r in odoo_project.roots),
-                     # the real-Odoo lane's interpreters, e.g. 16.0=/usr/bin/python3.10
-                     "ODOOOPS_ODOO_PYTHON": os.environ.get("ODOOOPS_ODOO_PYTHON", ""), **FAST, **env})
+                     # the real-Odoo lane's host settings: interpreters (16.0=/usr/bin/python3.10), pins
+                     **{k: os.environ[k] for k in ("ODOOOPS_ODOO_PYTHON", "ODOOOPS_ODOO_REQUIREMENT_SUBSTITUTES")
+                        if k in os.environ}, **FAST, **env})
         log = (settings.data_dir.parent / "runner.log").open("a")
         proc = subprocess.Popen([sys.executable, "-m", "odooops", "runner", "--concurrency", "2"], env=full,
                                 stdout=log, stderr=subprocess.STDOUT)

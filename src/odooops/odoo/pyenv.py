@@ -16,7 +16,8 @@ from odooops.odoo.sources import digest
 
 # Requirements that need system headers to build from source: replaced by a
 # binary wheel of the same versions, or left out (python-ldap serves only the
-# auth_ldap module). NAME=REPLACEMENT, an empty replacement drops the line.
+# auth_ldap module). NAME=REPLACEMENT, an empty replacement drops the line, a
+# replacement with a version (gevent=gevent==22.10.2) replaces the pin too.
 DEFAULT_SUBSTITUTES = "psycopg2=psycopg2-binary,python-ldap="
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(.*)$", re.S)
 # what pip says when a requirement does not install, the package named first
@@ -26,6 +27,7 @@ PIP_FAILURES = (
     re.compile(r"Failed to build (?:installable wheels for some pyproject\.toml based projects )?\(?([^\s)]+)"),
     re.compile(r"Failed building wheel for ([^\s]+)"),
 )
+VERSIONED = re.compile(r"[=<>!~]")
 _COLLECTING = re.compile(r"^Collecting ([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -48,7 +50,10 @@ def substituted(text: str, substitutes: dict[str, str]) -> str:
             if not replacement:
                 out.append(f"# left out by OdooOps: {line.strip()}")
                 continue
-            line = replacement + match[2]
+            # a replacement with its own version replaces the pin; the markers stay
+            rest = match[2] if not VERSIONED.search(replacement) else (";" + match[2].split(";", 1)[1]
+                                                                       if ";" in match[2] else "")
+            line = replacement + rest
         out.append(line)
     return "\n".join(out) + "\n"
 
