@@ -13,20 +13,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from odooops import repos
 from odooops.errors import InvalidInput, OpsError
 from odooops.git import describe_head
 from odooops.locks import locked
+from odooops.odoo.build import OdooBuild, OdooHost, Record
 from odooops.odoo.odoolog import Verdict
 from odooops.odoo.pyenv import PipWatch
 from odooops.runner import recipe as recipes
 from odooops.runner.executor import Command, Executor, Limits, Process
 from odooops.runner.logs import LogSink
-
-if TYPE_CHECKING:
-    from odooops.odoo.build import OdooHost, Record
 
 GIT_ENV = repos.GIT_ENV  # no host configuration or credentials; remote transports only
 MIRROR_ENV = {**GIT_ENV, "GIT_ALLOW_PROTOCOL": "file"}  # the clone of our own mirror
@@ -78,7 +75,7 @@ class BuildPipeline:
                  odoo_host: OdooHost | None = None, cache: Path | None = None,
                  recorders: tuple[Record, Record] | None = None):
         self.job = job
-        self.odoo_host = odoo_host  # made on first use: the environment database server starts then
+        self.odoo_host = odoo_host  # what Odoo builds share on this host
         self.recorders = recorders  # of sources and of test results
         self.cache = cache or data_dir
         self.repo_roots = repo_roots  # ODOOOPS_REPO_ROOTS
@@ -125,8 +122,6 @@ class BuildPipeline:
         if self.odoo_host is None:
             self.job.sink.system("this runner has no environment database server for Odoo builds", "error")
             return Outcome("failed", "ko", "no Odoo host")
-        from odooops.odoo.build import OdooBuild
-
         build = OdooBuild(self, self.odoo_host, self.job.run, options)
         if self.recorders:
             build.record_sources, build.record_tests = self.recorders
