@@ -190,11 +190,24 @@ def test_collect_lists_the_problems_of_every_root(tmp_path):
         addons.collect([(tmp_path / "extra", "oca"), (tmp_path / "missing", "enterprise"),
                         (tmp_path / "project", "project")])
     found = problems(error)
-    assert len(found) == 4
-    assert found[0] == "oca: bad_one/__manifest__.py, line 1: f() is not a literal (a manifest is read, never run)"
-    assert found[1].startswith("enterprise: ") and found[1].endswith("missing is not a folder")
-    assert found[2].startswith("bad-name: a module's folder is named with letters, digits and _ only")
-    assert found[3].startswith("bad_two/__manifest__.py, line 1: not valid Python")
+    assert len(found) == 3
+    assert found[0].startswith("enterprise: ") and found[0].endswith("missing is not a folder")
+    assert found[1].startswith("bad-name: a module's folder is named with letters, digits and _ only")
+    assert found[2].startswith("bad_two/__manifest__.py, line 1: not valid Python")
+
+
+def test_a_folder_of_odoo_s_or_an_extra_repository_that_is_no_module_is_passed_over(tmp_path):
+    """As Odoo does until something needs it; the project's own are errors."""
+    write_manifest(tmp_path / "extra", "bad_one", "{'name': f()}")
+    write_manifest(tmp_path / "extra", "bad-name", "{'name': 'Dash'}")
+    write_manifest(tmp_path / "project", "needs_it", "{'depends': ['bad_one']}")
+    found = addons.collect([(tmp_path / "project", "project"), (tmp_path / "extra", "oca")])
+    assert set(found.modules) == {"needs_it"}
+    assert found.ignored == ["oca: bad-name: a module's folder is named with letters, digits and _ only, as Odoo "
+                             "imports it as odoo.addons.<folder>",
+                             "oca: bad_one/__manifest__.py, line 1: f() is not a literal (a manifest is read, never run)"]
+    with pytest.raises(AddonsError, match="module needs_it needs bad_one, found in no addons path"):
+        addons.check(found, ["needs_it"])
 
 
 def test_an_addons_path_needs_one_module_with_an_init(tmp_path):

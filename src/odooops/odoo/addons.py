@@ -76,6 +76,9 @@ class Addons:
     modules: dict[str, Module] = field(default_factory=dict)
     paths: list[Path] = field(default_factory=list)  # the addons path, in the order Odoo searches it
     shadowed: list[Module] = field(default_factory=list)  # hidden by a module of the same name found earlier
+    # a folder of Odoo's or an extra repository that cannot be a module: Odoo passes it over until
+    # something needs it (then check() says it is found nowhere); only the project's own are errors
+    ignored: list[str] = field(default_factory=list)
 
 
 def read_manifest(path: Path, root: Path | None = None) -> dict[str, Any]:
@@ -168,13 +171,16 @@ def discover(root: Path, origin: str) -> list[Module]:
     return modules
 
 
-def _discover(root: Path, origin: str, problems: list[str]) -> list[Module]:
+def _discover(root: Path, origin: str, problems: list[str], ignored: list[str] | None = None) -> list[Module]:
     prefix = "" if origin == PROJECT else f"{origin}: "
+    root_problems = problems
+    if ignored is not None and origin != PROJECT:
+        problems = ignored
     if not root.is_dir():
-        problems.append(f"{prefix}{root} is not a folder")
+        root_problems.append(f"{prefix}{root} is not a folder")
         return []
     if (root / MANIFEST).is_file():
-        problems.append(f"{prefix}the repository's root is itself a module (it holds {MANIFEST}): "
+        root_problems.append(f"{prefix}the repository's root is itself a module (it holds {MANIFEST}): "
                         "Odoo finds modules in the folders of a repository, so move it into a folder of its own")
         return []
     found: list[Module] = []
@@ -192,7 +198,7 @@ def _discover(root: Path, origin: str, problems: list[str]) -> list[Module]:
     parents = list(dict.fromkeys(m.path.parent for m in found))
     for parent in parents:
         if not any((m.path / "__init__.py").is_file() for m in found if m.path.parent == parent):
-            problems.append(f"{prefix}{_shown(parent, root)}: odoo-bin refuses this addons path, "
+            root_problems.append(f"{prefix}{_shown(parent, root)}: odoo-bin refuses this addons path, "
                             "as none of its modules has an __init__.py")
     # the walk can meet a folder again after a sibling's modules: group each addons path's modules
     return sorted(found, key=lambda m: parents.index(m.path.parent))
@@ -237,7 +243,7 @@ def collect(roots: Sequence[tuple[Path, str]]) -> Addons:
     problems: list[str] = []
     addons = Addons()
     for root, origin in roots:
-        for module in _discover(root, origin, problems):
+        for module in _discover(root, origin, problems, addons.ignored):
             if module.path.parent not in addons.paths:
                 addons.paths.append(module.path.parent)
             first = addons.modules.setdefault(module.name, module)

@@ -137,6 +137,8 @@ class OdooBuild:
         roots += [(path, "odoo") for path in (self.odoo_tree / "odoo" / "addons", self.odoo_tree / "addons")
                   if path.is_dir()]
         self.addons = graph.collect(roots)
+        for passed_over in self.addons.ignored:
+            self.pipeline.say(f"passed over, as Odoo does until a module needs it: {passed_over}", "warning")
         choice = self.options.modules or (self.run.get("branch_settings") or {}).get("odoo_modules") or "own"
         self.targets = graph.select(self.addons, choice)
         graph.check(self.addons, self.targets, series=self.version)
