@@ -249,7 +249,8 @@ class OdooBuild:
             raise InvalidInput("the install phase made no Python environment")
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         server = self._server()
-        env = {**server.odoo_env(role, password), "PYTHONUNBUFFERED": "1"}
+        # the tree on the path: setup/odoo of a packaged tree imports odoo from beside it
+        env = {**server.odoo_env(role, password), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(self.odoo_tree)}
         readable = (self.pipeline.venv, *(c.path for c in self.checkouts))
         writable = (data_dir, *((server.sandbox_dir,) if server.sandbox_dir else ()))
         argv = invocation.argv(self.pipeline.venv / "bin" / "python")
