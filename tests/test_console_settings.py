@@ -363,3 +363,25 @@ def test_browser_queue_refreshes_itself(page, api, people, tenants, settings, sh
     accessible(page)
     fits_a_phone(page)
     shoot(page, "queue")
+
+
+def test_the_project_page_says_which_odoo_sources_it_builds_on(console, settings, owner_db):
+    """The defaults (the public repository at the version), then what the project set, a credential masked."""
+    from psycopg.types.json import Jsonb
+
+    def facts() -> str:
+        page = console("bob").get("/p/acme/shop/settings").text  # a viewer reads them too
+        return re.sub(r"\s+", " ", re.search(r'<dl class="facts">(.*?)</dl>', page, re.S)[1])
+
+    assert "<code>https://github.com/odoo/odoo.git</code> at <code>17.0</code>" in facts()
+    assert "Template cache</dt><dd>on" in facts()
+    with owner_conn(owner_db) as conn:
+        conn.execute("update ops.projects set settings = %s where slug = 'shop'", (Jsonb({
+            "odoo_repository": "/srv/odoo/17.0", "odoo_ref": "17.0-hotfix", "template_cache": False,
+            "enterprise_repository": "https://bot:s3cr3t-t0ken@github.com/odoo/enterprise.git",
+            "extra_addons": [{"name": "web", "repository": "https://github.com/OCA/web.git", "ref": "17.0"}]}),))
+    shown = facts()
+    assert "<code>/srv/odoo/17.0</code> at <code>17.0-hotfix</code>" in shown
+    assert "Odoo source: enterprise</dt>" in shown and "s3cr3t-t0ken" not in shown and "bot:********@" in shown
+    assert "Odoo source: web</dt>" in shown and "<code>https://github.com/OCA/web.git</code>" in shown
+    assert "Template cache</dt><dd>off" in shown

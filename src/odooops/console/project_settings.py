@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from odooops import repos
 from odooops.console import forms
 from odooops.console.render import page
 from odooops.console.rights import is_admin
@@ -20,6 +21,7 @@ from odooops.managers.hooks import Hooks
 from odooops.managers.ingest_tokens import IngestTokens
 from odooops.managers.projects import Projects
 from odooops.models import IngestTokenIn
+from odooops.odoo import sources
 from odooops.web import described, public_base, secret_of
 
 router = APIRouter(include_in_schema=False)
@@ -45,8 +47,11 @@ async def _project_page(request: Request, who: Visitor, org: str, name: str, sta
         context["ingest_tokens"] = await IngestTokens(db, who.actor).list_all(ref)
     context.setdefault("form", {})
     context.setdefault("errors", {})
+    odoo_sources = [{"name": s.name, "url": repos.display(s.url), "ref": s.ref}
+                    for s in sources.specs(project["settings"] or {}, project["odoo_version"])] \
+        if project["odoo_version"] in sources.SUPPORTED_VERSIONS else []
     return page(request, "project_settings.html", status=status, project=project, org=org, slug=name,
-                admin=admin, base=public_base(request),
+                admin=admin, base=public_base(request), odoo_sources=odoo_sources,
                 shell=shell(ref, project, "settings", (("Settings", f"/p/{ref}/settings"),)), **context)
 
 
