@@ -246,6 +246,21 @@ def test_the_tests_in_a_browser(api, people, owner_db, page, shoot):
     expect(page.locator("#L5")).to_be_in_viewport()
 
 
+def test_a_page_that_watched_the_build_live_shows_its_tests_when_it_ends(api, people, owner_db, page):
+    """The tests are recorded as the build ends: no reload needed to see them."""
+    run_id = queue_build(api, people)
+    sign_in(page, api, "alice@acme.test")
+    page.goto(f"{api}/runs/{run_id}")
+    expect(page.locator("#log-status")).to_contain_text("Queued")
+    expect(page.get_by_role("heading", name="Tests")).to_have_count(0)
+    finished(owner_db, run_id)
+    expect(page.locator("#log-status")).to_contain_text("Failed", timeout=15000)
+    expect(page.get_by_role("heading", name="Tests")).to_be_visible(timeout=15000)
+    expect(page.locator("#tests-summary")).to_contain_text("1 failed")
+    expect(page.locator("#tests-slot")).to_have_count(0)
+    accessible(page)
+
+
 # --- the CLI
 
 

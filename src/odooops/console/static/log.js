@@ -295,6 +295,21 @@
     if (cancel) cancel.hidden = true;
     if (rebuild) rebuild.hidden = false;
     emptyNote.textContent = "This run wrote no log.";
+    showTests();
+  }
+
+  // a build's tests are recorded as it ends: the page that watched it live takes
+  // the Tests section from the page as it is now
+  async function showTests() {
+    const slot = $("tests-slot");
+    if (!slot) return;
+    try {
+      const answer = await fetch(location.pathname + location.search, {headers: {Accept: "text/html"}});
+      const section = new DOMParser().parseFromString(await answer.text(), "text/html").getElementById("tests");
+      if (section) slot.replaceWith(document.importNode(section, true));
+    } catch (error) {
+      // the section is one reload away; the log is whole without it
+    }
   }
 
   function listen() {
