@@ -4,6 +4,7 @@ teammate and a stranger, with and without htmx."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import httpx
@@ -282,3 +283,29 @@ def test_older_builds_page_by_page(console, api, tenants):
     assert alice.get(f"{PAGE}?before=soon").status_code == 422
     assert row_ids(console("bob").get(older[1]).text) == [made[1], made[0]]
 
+
+
+def test_admins_choose_which_modules_a_branch_s_odoo_builds_install_and_test(console, api, tenants, owner_db):
+    alice, bob = console("alice"), console("bob")
+    page = alice.get(PAGE).text
+    assert "Odoo builds: the project's own modules" in html.unescape(page)
+    assert form(page, "/p/acme/shop/branch-settings") == {"csrf_token": alice.csrf, "branch": "feature"}
+    saved = post(alice, "/p/acme/shop/branch-settings", branch="feature", odoo_modules="list",
+                 modules="sale_x, stock_x", odoo_test_tags="/sale_x")
+    assert saved.status_code == 303 and saved.headers["location"].endswith("#odoo-settings")
+    with psycopg.connect(owner_db, row_factory=dict_row) as conn:
+        stored = lambda: conn.execute("select settings from ops.branches where name = 'feature'").fetchone()["settings"]  # noqa: E731
+        assert stored() == {"odoo_modules": ["sale_x", "stock_x"], "odoo_test_tags": "/sale_x"}
+        page = alice.get(PAGE).text
+        assert "Odoo builds: sale_x, stock_x, test tags /sale_x" in page and 'value="sale_x, stock_x"' in page
+        bad = post(alice, "/p/acme/shop/branch-settings", branch="feature", odoo_modules="list", modules="Sale-X!")
+        assert bad.status_code == 422 and "odoo_modules:" in bad.text and "does not fit" in bad.text
+        empty = post(alice, "/p/acme/shop/branch-settings", branch="feature", odoo_modules="list", modules="")
+        assert empty.status_code == 422 and "name the modules" in empty.text
+        assert stored() == {"odoo_modules": ["sale_x", "stock_x"], "odoo_test_tags": "/sale_x"}  # nothing written
+        assert post(alice, "/p/acme/shop/branch-settings", branch="feature", odoo_modules="own").status_code == 303
+        assert stored() == {"odoo_modules": "own"}  # an empty test tags field: the default again
+        # a viewer sees the choice, no form, and is refused
+        assert 'action="/p/acme/shop/branch-settings"' not in bob.get(PAGE).text
+        refused = post(bob, "/p/acme/shop/branch-settings", branch="feature", odoo_modules="all")
+        assert refused.status_code == 403 and stored() == {"odoo_modules": "own"}

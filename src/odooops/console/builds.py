@@ -17,7 +17,7 @@ from odooops.console.render import page
 from odooops.console.rights import is_admin, is_htmx, may_operate
 from odooops.console.session import Seen, Visitor, safe_next
 from odooops.console.shell import shell
-from odooops.errors import NotFound
+from odooops.errors import InvalidInput, NotFound
 from odooops.managers.branches import Branches
 from odooops.managers.events import Events
 from odooops.managers.projects import Projects
@@ -34,7 +34,20 @@ UNFINISHED = {"awaiting_authorization", "queued", "claimed", "running"}
 def allowed(role: str | None, branch: dict) -> dict[str, bool]:
     """The buttons to show (see rights)."""
     operate = may_operate(role, branch["stage"])
-    return {"build": operate and branch["archived_at"] is None, "cancel": operate, "authorize": is_admin(role)}
+    return {"build": operate and branch["archived_at"] is None, "cancel": operate, "authorize": is_admin(role),
+            "configure": is_admin(role)}
+
+
+def odoo_settings(settings: dict, form: dict | None = None, errors: dict | None = None) -> dict:
+    """The branch's Odoo build settings as the form shows them."""
+    modules = settings.get("odoo_modules", "own")
+    choice = modules if isinstance(modules, str) else "list"
+    names = ", ".join(modules) if isinstance(modules, list) else ""
+    tags = settings.get("odoo_test_tags", "")
+    summary = {"own": "the project's own modules", "all": "every module of the project and its extra addons"}.get(
+        choice, f"{names}") + (f", test tags {tags}" if tags else "")
+    return {"choice": choice, "modules": names, "tags": tags, "summary": summary, "form": form or {},
+            "errors": errors or {}}
 
 
 def branch_url(ref: str, branch: str) -> str:
@@ -51,6 +64,7 @@ async def frame(request: Request, who: Visitor, ref: str, branch_name: str) -> d
         raise NotFound(f"project has no branch {branch_name!r}")
     base = branch_url(ref, branch_name)
     return {"project": project, "ref": ref, "branch": found[0], "can": allowed(project["my_role"], found[0]),
+            "odoo_settings": odoo_settings(await Branches(db, who.actor).settings_of(ref, branch_name)),
             "base": base, "shell": shell(ref, project, "builds", ((branch_name, base),)),
             "branches": [b for b in every if b["archived_at"] is None or b["name"] == branch_name]}
 
@@ -92,6 +106,29 @@ async def placed(request: Request, who: Visitor, run_id: int) -> tuple[dict, dic
 
 def is_build(place: dict) -> bool:
     return place["kind"] == "build" and place["branch"] is not None
+
+
+@router.post("/p/{org}/{project}/branch-settings")
+async def branch_settings(request: Request, who: Seen, org: str, project: str) -> Response:
+    """Which modules a branch's Odoo builds install and test (admins); a bad
+    value shows the form again, saying why, with nothing saved."""
+    ref, values = f"{org}/{project}", await forms.fields(request)
+    name = values.get("branch", "")
+    choice = values.get("odoo_modules", "own")
+    listed = [m.strip() for m in values.get("modules", "").split(",") if m.strip()]
+    wanted = {"odoo_modules": listed if choice == "list" else choice,
+              "odoo_test_tags": values.get("odoo_test_tags", "").strip() or None}  # empty: the default
+    try:
+        if choice == "list" and not listed:
+            raise InvalidInput("name the modules, or choose the project's own")
+        await Branches(request.app.state.db, who.actor).set_settings(ref, name, wanted)
+    except InvalidInput as exc:
+        view = await table(request, who, ref, name, None)
+        view["odoo_settings"] = odoo_settings(
+            await Branches(request.app.state.db, who.actor).settings_of(ref, name), values, {"form": exc.message})
+        return page(request, "builds.html", status=422, **view)
+    return flash.tell(request, RedirectResponse(branch_url(ref, name) + "#odoo-settings", status_code=303),
+                      "Saved: the next build of the branch uses these settings.")
 
 
 @router.post("/runs/{run_id}/cancel")

@@ -102,16 +102,26 @@ class Branches(Manager):
 
     async def set_settings(self, project_ref: str, name: str, values: dict) -> dict:
         """Merge settings into the branch's (admins): which modules its Odoo
-        builds install and test, and their test tags."""
-        check_branch_settings(values)
+        builds install and test, and their test tags; a None unsets one."""
+        check_branch_settings({k: v for k, v in values.items() if v is not None})
+        unknown = [k for k, v in values.items() if v is None and k not in BRANCH_SETTINGS]
+        if unknown:
+            raise InvalidInput(f"unknown branch setting {unknown[0]!r}")
+        merge = {"values": Jsonb({k: v for k, v in values.items() if v is not None}),
+                 "drop": [k for k, v in values.items() if v is None]}
         async with self.tx() as conn:
             project = await lookup.project(conn, project_ref)
             branch = await lookup.branch(conn, project, name)
-            row = await (await conn.execute(Q["merge_settings"], {"id": branch["id"], "values": Jsonb(values)}))\
-                .fetchone()
+            row = await (await conn.execute(Q["merge_settings"], {"id": branch["id"], **merge})).fetchone()
             if row is None:
                 raise Forbidden("only an admin of this project can change a branch's settings")
             return row
+
+    async def settings_of(self, project_ref: str, name: str) -> dict:
+        """The branch's own settings (odoo_modules, odoo_test_tags)."""
+        async with self.tx() as conn:
+            project = await lookup.project(conn, project_ref)
+            return (await lookup.branch(conn, project, name))["settings"]
 
     async def archive(self, project_ref: str, name: str) -> dict:
         """Archive a branch: it keeps its history, takes no more builds, and its

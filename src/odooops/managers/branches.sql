@@ -12,4 +12,5 @@ update ops.branches set stage = %(stage)s where id = %(id)s returning *;
 select * from ops.archive_branch(%(id)s);
 
 -- name: merge_settings
-update ops.branches set settings = settings || %(values)s where id = %(id)s returning *;
+update ops.branches set settings = (settings || %(values)s) - %(drop)s::text[] where id = %(id)s returning *;
+
