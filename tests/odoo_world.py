@@ -7,7 +7,6 @@ source; without the variable, against the stand-in only."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,16 +43,43 @@ _SEVENTEEN = [s for s in ODOO_SOURCES if s.version == "17.0"]
 LANE_17 = pytest.mark.parametrize("odoo_source", _SEVENTEEN, ids=[s.id for s in _SEVENTEEN])  # the demo is 17.0's
 
 
+RELEASE = '''"""The version this stand-in tree claims (a test double: tests/standin/README.md).
+Written when the tree is made: odoo-bin, and OdooOps, read it as they read a real tree's."""
+
+version_info = ({major}, {minor}, 0, 'final', 0, '')
+version = series = serie = major_version = '{major}.{minor}'
+product_name = 'Odoo'
+description = 'Odoo Server (stand-in)'
+'''
+
+
+def standin_tree(dest: Path, version: str = "17.0") -> Path:
+    """The stand-in laid out as an Odoo source tree, claiming `version`. The
+    repository keeps its parts apart (its code under standin/odoo, its modules
+    under standin/modules), so that none of its files stands where Odoo's do."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("odoo-bin", "requirements.txt", "README.md"):
+        shutil.copy2(STANDIN / name, dest / name)
+    shutil.copytree(STANDIN / "odoo", dest / "odoo", ignore=ignore)
+    (dest / "odoo" / "addons").mkdir()
+    (dest / "odoo" / "addons" / "__init__.py").write_text("")
+    for module in sorted((STANDIN / "modules").iterdir()):
+        # base lives in odoo/addons, the others in addons/, as in Odoo's tree
+        target = dest / ("odoo/addons" if module.name == "base" else "addons") / module.name
+        shutil.copytree(module, target, ignore=ignore)
+        (target / "manifest.py").rename(target / "__manifest__.py")
+    major, minor = version.split(".")
+    (dest / "odoo" / "release.py").write_text(RELEASE.format(major=major, minor=minor))
+    return dest
+
+
 def standin_repo(where: Path, version: str = "17.0") -> Path:
-    """A git repository of the stand-in, pretending to be `version`."""
+    """A git repository of the stand-in, claiming `version`."""
     repo = where / f"standin-{version}"
     if (repo / ".git").exists():
         return repo
-    shutil.copytree(STANDIN, repo, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    release = repo / "odoo" / "release.py"
-    major, minor = version.split(".")
-    release.write_text(re.sub(r"version_info = \([^)]*\)", f"version_info = ({major}, {minor}, 0, 'final', 0, '')",
-                              release.read_text()))
+    standin_tree(repo, version)
     git(repo, "init", "-q", "-b", version)
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@t.test", "commit", "-q", "-m", f"stand-in {version}")

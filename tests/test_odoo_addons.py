@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import git, make_repo
-from odoo_world import ODOO_SOURCES, STANDIN
+from odoo_world import ODOO_SOURCES, standin_tree
 from odooops.odoo import addons
 from odooops.odoo.addons import AddonsError
 
@@ -368,12 +368,12 @@ def test_module_properties_and_their_odoo_defaults(tmp_path):
 def odoo_sources() -> list:
     """(version, tree) of the stand-in (tests/standin) and of each real Odoo
     named by ODOOOPS_TEST_ODOO_SOURCES: the stand-in's tree has Odoo's layout."""
-    sources = [pytest.param(s.version, s.path or STANDIN, id=s.id) for s in ODOO_SOURCES]
-    return sources
+    return [pytest.param(s.version, s.path, id=s.id) for s in ODOO_SOURCES]  # None: the stand-in
 
 
 @pytest.mark.parametrize(("version", "tree"), odoo_sources())
-def test_an_odoo_tree(version: str, tree: Path):
+def test_an_odoo_tree(version: str, tree: Path | None, tmp_path):
+    tree = tree or standin_tree(tmp_path / "odoo", version)
     # a source checkout has addons/ beside odoo/addons; a packaged Odoo has only the latter
     roots = [(tree / sub, "odoo") for sub in ("odoo/addons", "addons") if (tree / sub).is_dir()]
     found = addons.collect(roots)

@@ -32,6 +32,8 @@ import httpx
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from odoo_world import standin_tree
+
 from odooops.odoo import odoobin
 
 HERE = Path(__file__).parent
@@ -203,7 +205,8 @@ def pg(server: str) -> dict:
 def odoo(request, pg, tmp_path_factory) -> Odoo:
     if request.param is None:
         python = request.getfixturevalue("standin_python")
-        name, version, tree, standin = "standin", "17.0", STANDIN, True
+        name, version, standin = "standin", "17.0", True
+        tree = standin_tree(tmp_path_factory.mktemp("standin-tree") / "odoo", version)
     else:
         version, tree = request.param
         name, python, standin = f"odoo{version.replace('.', '')}", real_python(version), False
@@ -745,33 +748,29 @@ def test_neutralize(odoo, notes, dbs):
 # --- the stand-in itself ------------------------------------------------------------------------------------
 
 
-def test_the_standin_is_labelled_and_src_does_not_know_it():
+def test_the_standin_is_labelled_and_src_does_not_know_it(tmp_path):
     assert "TEST DOUBLE" in (STANDIN / "odoo-bin").read_text()
     assert "**This is not Odoo.**" in (STANDIN / "README.md").read_text()
     assert os.access(STANDIN / "odoo-bin", os.X_OK)
     assert (STANDIN / "requirements.txt").read_text() == "psycopg2==2.9.10\n"
-    release = (STANDIN / "odoo" / "release.py").read_text()
+    release = (standin_tree(tmp_path / "tree") / "odoo" / "release.py").read_text()
     assert "version_info = (17, 0, 0, 'final', 0, '')" in release
     for path in (HERE.parent / "src").rglob("*"):
         if path.is_file() and path.suffix in (".py", ".sql", ".html", ".toml", ".md", ".js"):
             assert not re.search(r"\bstandin\b|tests/standin", path.read_text(errors="replace").lower()), path
 
 
-def test_the_standin_modules_depend_as_the_real_ones():
+def test_the_standin_modules_depend_as_the_real_ones(tmp_path):
+    tree = standin_tree(tmp_path / "tree")
     depends = {}
-    for manifest in [*STANDIN.glob("odoo/addons/*/__manifest__.py"), *STANDIN.glob("addons/*/__manifest__.py")]:
+    for manifest in [*tree.glob("odoo/addons/*/__manifest__.py"), *tree.glob("addons/*/__manifest__.py")]:
         depends[manifest.parent.name] = ast.literal_eval(manifest.read_text()).get("depends", [])
     assert depends == {"base": [], "web": ["base"], "bus": ["base", "web"], "base_setup": ["base", "web"],
                        "web_tour": ["web"], "mail": ["base", "base_setup", "bus", "web_tour"]}
 
 
 def standin_copy(tmp_path: Path, version: tuple) -> Path:
-    tree = tmp_path / f"odoo-{version[0]}"
-    shutil.copytree(STANDIN, tree, ignore=shutil.ignore_patterns("__pycache__"))
-    release = tree / "odoo" / "release.py"
-    release.write_text(release.read_text().replace("version_info = (17, 0, 0, 'final', 0, '')",
-                                                   f"version_info = {version!r}"))
-    return tree
+    return standin_tree(tmp_path / f"odoo-{version[0]}", f"{version[0]}.{version[1]}")
 
 
 @pytest.mark.parametrize("series", ["16.0", "18.0", "19.0"])
