@@ -163,7 +163,8 @@ class OdooBuild:
         files = []
         for label, text in wanted.files:
             path = files_dir / f"{label}.txt"
-            path.write_text(text)
+            if not path.exists():  # the folder is named by the hash of these very texts
+                path.write_text(text)
             files.append(path)
         self.pipeline.say("requirements: " + (", ".join(label for label, _ in wanted.files) or "none")
                           + f"; Python: {python}")

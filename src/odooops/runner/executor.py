@@ -25,7 +25,7 @@ REAPER = str(Path(__file__).with_name("reaper.py"))
 # What a phase inherits from the runner's environment; everything else is dropped.
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
-OnLines = Callable[[str, list[str]], None]  # (stream, lines)
+OnLines = Callable[[str, list[str]], object]  # (stream, lines); what it returns is not used
 
 
 @dataclass(frozen=True)

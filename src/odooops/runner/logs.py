@@ -50,28 +50,30 @@ class LogSink:
         self.unwritten: OpsError | None = None  # why the last flush failed, while lines wait
         self.give_up = False  # set by the runner when waiting for the database is no use
 
-    def lines(self, stream: str, lines: list[str], level: str | None = None) -> None:
-        """Take lines printed by a phase (or, with stream 'system', by the runner)."""
+    def lines(self, stream: str, lines: list[str], level: str | None = None) -> list[str]:
+        """Take lines printed by a phase (or, with stream 'system', by the runner);
+        the lines as the log keeps them, masked."""
         # Lines go straight into COPY's text format: per line this is the
         # runner's hot path when a phase prints 100,000 lines a second.
         head = f"{self._run_id}\t{self._attempt}\t"
         tail = f"\t{datetime.now(UTC).isoformat()}\t"
         middle = f"\t{copy_escape(self.phase)}\t{stream}\t"
         rows, seq = self._rows, self._seq
-        for line in self.mask.lines(lines):
+        masked = self.mask.lines(lines)
+        for line in masked:
             self._file.write(line + "\n")
             rows.append(f"{head}{seq}{tail}{level or level_of(line)}{middle}{copy_escape(line)}\n")
             seq += 1
         self._seq = seq
         if len(rows) >= MAX_BATCH:
             self._wake.set()
+        return masked
 
     def tapped(self, tap: Callable[[int, str], None]) -> Callable[[str, list[str]], None]:
         """`lines`, also handing each line (masked) and its seq to `tap`."""
         def lines(stream: str, batch: list[str]) -> None:
             seq = self._seq
-            self.lines(stream, batch)
-            for i, line in enumerate(self.mask.lines(batch)):
+            for i, line in enumerate(self.lines(stream, batch)):  # masked once, as the log keeps them
                 tap(seq + i, line)
         return lines
 
