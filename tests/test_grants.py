@@ -55,6 +55,10 @@ AUTHENTICATED = {
     "ops.rebuild(bigint)": "as ops.request_build",
     "ops.cancel_run(bigint)": "by stage role",
     "ops.authorize_run(bigint)": "project admins",
+    "ops.environment_control(uuid,text)": "start, stop, restart an environment: by stage role, as builds",
+    "ops.create_connect_token(uuid,text,bytea,integer)":
+        "project admins; production only where the project allows it",
+    "ops.environment_connections(uuid,integer)": "definer, project admins: who connected as whom",
     "ops.rotate_hook(uuid)": "project admins",
     "ops.archive_branch(uuid)": "project admins",
     "ops.archive_project(uuid)": "project owners",

@@ -4,6 +4,7 @@ twins of these variables and override them."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,8 +93,24 @@ DOCUMENTED = [
     ("ODOOOPS_FORWARDED_ALLOW_IPS", "127.0.0.1",
      "Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated addresses, or *)."),
     ("ODOOOPS_RUNNER_CONCURRENCY", "2", "How many runs one runner executes at once."),
-    ("ODOOOPS_RUNNER_KINDS", "build,cleanup",
-     "Comma-separated kinds of run a runner claims (cleanup: an archived branch's Odoo databases dropped)."),
+    ("ODOOOPS_RUNNER_KINDS", "build,cleanup,serve",
+     "Comma-separated kinds of run a runner claims (cleanup: an archived branch's Odoo databases dropped; "
+     "serve: the environments' Odoo servers)."),
+    ("ODOOOPS_RUNNER_HOST", "(this host's name)",
+     "The name of the runner's host: an environment's server, its databases and their cleanup run on the "
+     "host that built it. Runners of one host share it (and the data dir)."),
+    ("ODOOOPS_RUNNER_ADDRESS", "127.0.0.1",
+     "Address this runner's environments listen on, as the router (and a proxy in front) reach them: "
+     "loopback when the control plane runs on the same host, else an address of this host they can reach."),
+    ("ODOOOPS_ENVIRONMENT_DOMAIN", "localhost",
+     "Environments' URLs are <branch>-<project>-<org>.DOMAIN, on ODOOOPS_PUBLIC_URL's scheme and port "
+     "(browsers send *.localhost to this machine, so the default needs no DNS); a wildcard DNS record "
+     "for *.DOMAIN points at the control plane or its proxy."),
+    ("ODOOOPS_ENVIRONMENT_IDLE_MINUTES", "30",
+     "A development or staging environment with no request for this long sleeps (0: never); the next "
+     "request wakes it."),
+    ("ODOOOPS_ENVIRONMENT_GC_DAYS", "3",
+     "A development branch's databases and filestores are dropped this many days after its last build."),
     ("ODOOOPS_POLL_SECONDS", "2", "How often an idle runner looks for work when no notification woke it."),
     ("ODOOOPS_HEARTBEAT_SECONDS", "5", "How often a runner renews its leases and reaps those of dead workers."),
     ("ODOOOPS_LEASE_SECONDS", "30",
@@ -123,7 +140,12 @@ class Settings:
     secure_cookies: str = "auto"
     forwarded_allow_ips: str = "127.0.0.1"
     runner_concurrency: int = 2
-    runner_kinds: tuple[str, ...] = ("build", "cleanup")
+    runner_kinds: tuple[str, ...] = ("build", "cleanup", "serve")
+    runner_host: str = field(default_factory=socket.gethostname)
+    runner_address: str = "127.0.0.1"
+    environment_domain: str = "localhost"
+    environment_idle_minutes: int = 30
+    environment_gc_days: int = 3
     poll_seconds: float = 2.0
     heartbeat_seconds: float = 5.0
     lease_seconds: int = 30
@@ -155,8 +177,13 @@ class Settings:
             secure_cookies=_choice(env, "ODOOOPS_SECURE_COOKIES", ("auto", "always", "never")),
             forwarded_allow_ips=env.get("ODOOOPS_FORWARDED_ALLOW_IPS") or "127.0.0.1",
             runner_concurrency=_number(env, "ODOOOPS_RUNNER_CONCURRENCY", 2, int),
-            runner_kinds=tuple(k.strip() for k in env.get("ODOOOPS_RUNNER_KINDS", "build,cleanup").split(",")
+            runner_kinds=tuple(k.strip() for k in env.get("ODOOOPS_RUNNER_KINDS", "build,cleanup,serve").split(",")
                                if k.strip()),
+            runner_host=env.get("ODOOOPS_RUNNER_HOST") or socket.gethostname(),
+            runner_address=env.get("ODOOOPS_RUNNER_ADDRESS") or "127.0.0.1",
+            environment_domain=_domain(env.get("ODOOOPS_ENVIRONMENT_DOMAIN") or "localhost"),
+            environment_idle_minutes=_number(env, "ODOOOPS_ENVIRONMENT_IDLE_MINUTES", 30, int, minimum=0),
+            environment_gc_days=_number(env, "ODOOOPS_ENVIRONMENT_GC_DAYS", 3, int),
             poll_seconds=_number(env, "ODOOOPS_POLL_SECONDS", 2.0, float),
             heartbeat_seconds=_number(env, "ODOOOPS_HEARTBEAT_SECONDS", 5.0, float),
             lease_seconds=_number(env, "ODOOOPS_LEASE_SECONDS", 30, int),
@@ -188,6 +215,16 @@ def _number(env, name: str, default, kind, minimum=None):
     if value is None or value < low or (minimum is None and value == 0):
         raise InvalidInput(f"{name} must be a {'positive ' if minimum is None else ''}number, not {raw!r}")
     return value
+
+
+DOMAIN = re.compile(r"^(?=.{1,190}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _domain(raw: str) -> str:
+    domain = raw.strip().lower().strip(".")
+    if not DOMAIN.match(domain):
+        raise InvalidInput(f"ODOOOPS_ENVIRONMENT_DOMAIN is a DNS name such as odoo.example.com, not {raw!r}")
+    return domain
 
 
 def _paths(env, name: str) -> tuple[Path, ...]:

@@ -61,6 +61,7 @@ select * from ops.authorize_run(%(run_id)s);
 -- name: run_settings
 select r.*, p.settings as project_settings, p.repo_url, p.odoo_version, b.name as branch_name, b.stage,
        b.settings as branch_settings, p.slug as project_slug, (select o.slug from ops.orgs o where o.id = p.org_id) as org_slug,
-       array(select rr.path from ops.org_repo_roots rr where rr.org_id = p.org_id) as repo_roots
+       array(select rr.path from ops.org_repo_roots rr where rr.org_id = p.org_id) as repo_roots,
+       (select x.sources from ops.runs x where x.id = (r.params ->> 'build_id')::bigint) as build_sources
   from ops.runs r join ops.projects p on p.id = r.project_id left join ops.branches b on b.id = r.branch_id
  where r.id = %(run_id)s;

@@ -41,7 +41,14 @@ class Invocation:
     test_tags: str | None = None
     stop_after_init: bool = True
     http_port: int | None = None
+    http_interface: str = "127.0.0.1"
     extra: list[str] = field(default_factory=list)
+    # a running environment's
+    cron_threads: int = 0
+    workers: int = 0
+    gevent_port: int | None = None  # /websocket when workers > 0 (--longpolling-port before 16.0)
+    proxy_mode: bool = False
+    load: tuple[str, ...] = ()      # server-wide modules; Odoo's default is base,web
 
     def argv(self, python: Path) -> list[str]:
         """The command line. The database's host, user and password are not on
@@ -49,7 +56,7 @@ class Invocation:
         password stays out of the process list and the log."""
         argv = [str(python), str(script(self.odoo)), "--database", self.database,
                 "--addons-path", ",".join(str(p) for p in self.addons_path), "--data-dir", str(self.data_dir),
-                f"--db-filter=^{self.database}$", "--no-database-list", "--max-cron-threads=0"]
+                f"--db-filter=^{self.database}$", "--no-database-list", f"--max-cron-threads={self.cron_threads}"]
         if self.install:
             argv += ["--init", ",".join(self.install)]
         if self.update:
@@ -63,7 +70,15 @@ class Invocation:
             argv.append("--stop-after-init")
         if self.http_port is not None:
             # loopback, said outright: 19.0 warns when the interface is left to its default
-            argv += ["--http-interface=127.0.0.1", "--http-port", str(self.http_port)]
+            argv += [f"--http-interface={self.http_interface}", "--http-port", str(self.http_port)]
+        if self.workers:
+            argv.append(f"--workers={self.workers}")
+        if self.gevent_port is not None:
+            argv += ["--gevent-port" if major(self.version) >= 16 else "--longpolling-port", str(self.gevent_port)]
+        if self.proxy_mode:
+            argv.append("--proxy-mode")
+        if self.load:
+            argv.append("--load=" + ",".join(self.load))
         return argv + self.extra
 
     def _demo(self) -> list[str]:

@@ -101,6 +101,10 @@ class LocalProcess:
         self._readers = readers
         self._pipes = pipes
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     async def wait(self) -> int:
         code = await self._proc.wait()
         _, reading = await asyncio.wait(self._readers, timeout=DRAIN_SECONDS)

@@ -244,6 +244,8 @@ class BuildPipeline:
                 self.job.sink.system(f"mirroring {repos.display(source.url)}")
                 code = await self._exec(git("clone", "--mirror", "--quiet", "--", source.url, str(mirror),
                                             env=source.git_env()))
+            elif await self._exec(git("--git-dir", str(mirror), "cat-file", "-e", f"{sha}^{{commit}}")) == 0:
+                code = 0  # the mirror has the commit already (a rebuild, an environment's server)
             else:
                 code = await self._exec(git("--git-dir", str(mirror), "fetch", "--prune", "--quiet", "origin",
                                             env=source.git_env()))

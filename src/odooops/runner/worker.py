@@ -22,7 +22,9 @@ import psycopg
 
 from odooops import __version__, repos, runtime
 from odooops.db import Actor, Database
+from odooops.environments.serve import ServePipeline
 from odooops.errors import DatabaseUnavailable, LeaseLost, NotFound, OpsError
+from odooops.managers.environments import Environments
 from odooops.managers.events import Events
 from odooops.managers.project_secrets import ProjectSecrets
 from odooops.managers.queue import Queue
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 MAX_DURATION_SECONDS = 3600  # a project's max_duration_seconds overrides it
 FORGET_WORKERS_SECONDS = 3600  # a worker silent this long (and ten leases) holding no run is removed
 EARLIER_LOG_PAGE = 5000
+SERVE_CAPACITY = 50  # environments one runner serves at most (each counts its own memory)
+COLLECT_SECONDS = 300  # how often a runner collects its host's idle development environments
 LISTEN_CHECK_SECONDS = 10  # a LISTEN connection silent this long is checked
 T = TypeVar("T")
 
@@ -58,6 +62,9 @@ class Runner:
         self.secrets = secrets or []
         self.queue = Queue(db, Actor.service())
         self.events = Events(db, Actor.service())
+        self.environments = Environments(db, Actor.service())
+        self.pokes: dict[int, asyncio.Event] = {}  # serve run -> set when its environment changed
+        self._collected_at = 0.0
         self.project_secrets = ProjectSecrets(db, Actor.service(), secret_box(settings))  # the same key as the API's
         self.store = ArtifactStore(settings.data_dir / "artifacts")
         self.jobs: dict[int, Job] = {}
@@ -120,7 +127,7 @@ class Runner:
                 log.warning("worker %s not deregistered: %s", self.worker_id, exc)
 
     async def _register(self) -> None:
-        worker = await self.queue.register_worker(socket.gethostname(), os.getpid(), __version__,
+        worker = await self.queue.register_worker(self.settings.runner_host, os.getpid(), __version__,
                                                   self.settings.runner_concurrency, self.settings.runner_kinds)
         self._worker_id = worker["id"]
 
@@ -131,22 +138,30 @@ class Runner:
         return math.ceil(self.settings.lease_seconds + 2 * self.settings.heartbeat_seconds)
 
     async def _fill(self) -> None:
-        free = self.settings.runner_concurrency - len(self._tasks)  # jobs appear only once a task has begun
-        if free <= 0:
-            return
-        try:
-            runs = await self.queue.claim(self.worker_id, self.settings.runner_kinds, self.settings.lease_seconds, free)
-        except OpsError as exc:
-            log.warning("claim failed: %s", exc)
-            return
-        for run in runs:
-            self.held[run["id"]] = run["attempt"]
-            task = asyncio.create_task(self._execute(run))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
+        """Claim up to the free slots: builds and chores by the concurrency,
+        environments' servers (long runs) by their own capacity."""
+        kinds = [k for k in self.settings.runner_kinds if k != "serve"]
+        serving = len(self.pokes)  # jobs appear only once a task has begun: claimed serve runs count at once
+        for wanted, free in ((kinds, self.settings.runner_concurrency - (len(self._tasks) - serving)),
+                             (["serve"] if "serve" in self.settings.runner_kinds else [], SERVE_CAPACITY - serving)):
+            if not wanted or free <= 0:
+                continue
+            try:
+                runs = await self.queue.claim(self.worker_id, wanted, self.settings.lease_seconds, free)
+            except OpsError as exc:
+                log.warning("claim failed: %s", exc)
+                return
+            for run in runs:
+                self.held[run["id"]] = run["attempt"]
+                if run["kind"] == "serve":
+                    self.pokes[run["id"]] = asyncio.Event()
+                task = asyncio.create_task(self._execute(run))
+                self._tasks.add(task)
+                task.add_done_callback(functools.partial(self._done, run["id"]))
 
-    def _done(self, task: asyncio.Task) -> None:
+    def _done(self, run_id: int, task: asyncio.Task) -> None:
         self._tasks.discard(task)
+        self.pokes.pop(run_id, None)
         self.wake.set()  # a slot is free
         if not task.cancelled() and task.exception():
             log.error("run task crashed", exc_info=task.exception())
@@ -264,6 +279,12 @@ class Runner:
                         f"({self.executor.name} executor{sandbox})")
         if job.run["kind"] == "cleanup":
             return await self._cleanup(job)
+        if job.run["kind"] == "serve":
+            return await ServePipeline(job, self.executor, self.data_dir, self.odoo, self.settings.cache_dir,
+                                       self.environments, address=self.settings.runner_address,
+                                       idle_seconds=self.settings.environment_idle_minutes * 60,
+                                       poke=self.pokes.setdefault(job.id, asyncio.Event()),
+                                       repo_roots=self.settings.repo_roots).run()
         if job.run["kind"] != "build":
             job.sink.system(f"this runner cannot execute runs of kind {job.run['kind']!r}", "error")
             return Outcome("failed", "ko", f"no executor for kind {job.run['kind']}")
@@ -328,6 +349,7 @@ class Runner:
                                                                  connect_timeout=10) as conn:
                     await conn.execute("listen ops_runs")
                     await conn.execute("listen ops_run_canceled")
+                    await conn.execute("listen ops_environments")
                     self.wake.set()  # what was queued while it was away
                     while True:
                         async for note in conn.notifies(timeout=LISTEN_CHECK_SECONDS):
@@ -340,6 +362,9 @@ class Runner:
     def _notified(self, channel: str, payload: str) -> None:
         if channel == "ops_runs":
             self.wake.set()
+        elif channel == "ops_environments":  # one of them changed: each checks at once whether it is its
+            for poke in self.pokes.values():
+                poke.set()
         elif payload.isdigit() and int(payload) in self.jobs:
             self.jobs[int(payload)].abort("canceled")
 
@@ -373,6 +398,7 @@ class Runner:
                 self.jobs[run_id].abort("canceled")
         if time.monotonic() < self._reap_after:
             return
+        await self._collect()
         reaped = await self.queue.reap(self.settings.retry_base_seconds, self.settings.retry_cap_seconds,
                                        self.grace_seconds,
                                        max(FORGET_WORKERS_SECONDS, 10 * self.settings.lease_seconds))
@@ -380,6 +406,15 @@ class Runner:
             log.warning("run %s lost its worker: now %s", r["id"], r["status"])
         if reaped:
             self.wake.set()
+
+    async def _collect(self) -> None:
+        """Development environments of this host with no build for the GC
+        days are stopped and their databases dropped (by a cleanup run)."""
+        if time.monotonic() - self._collected_at < COLLECT_SECONDS:
+            return
+        self._collected_at = time.monotonic()
+        for e in await self.environments.collect(self.settings.runner_host, self.settings.environment_gc_days):
+            log.info("environment %s: no build for %s days, collected", e["label"], self.settings.environment_gc_days)
 
     async def _shutdown(self) -> None:
         """Claim nothing more; let running phases end within the grace period,
@@ -389,6 +424,8 @@ class Runner:
         log.info("stopping: waiting up to %ss for %s run(s)", self.settings.grace_seconds, len(self.jobs))
         for job in self.jobs.values():
             job.stop_after_phase = True
+            if job.run["kind"] == "serve":  # handed back: the runner's next start serves it again
+                job.abort("shutdown")
         deadline = time.monotonic() + self.settings.grace_seconds
         while self._tasks and time.monotonic() < deadline:
             await asyncio.wait(set(self._tasks), timeout=deadline - time.monotonic())

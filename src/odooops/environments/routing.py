@@ -1,0 +1,64 @@
+"""The router's view of environments, kept in the control plane's database,
+and the URL each environment is reached at."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from odooops.db import Actor, Database
+from odooops.managers.environments import Environments
+from odooops.settings import Secret, Settings, public_url
+
+from . import connect
+from .routes import Route
+from .serve import connect_secret
+
+LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def environment_url(settings: Settings, label: str) -> str:
+    """`<scheme>://<label>.<domain>[:<port>]/`, on the public URL's scheme and port."""
+    parts = urlsplit(public_url(settings))
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{label}.{settings.environment_domain}{port}/"
+
+
+def own_hosts(settings: Settings) -> set[str]:
+    """The control plane's own names: requests for them are the console's and the API's."""
+    hosts = {"localhost", "127.0.0.1", "::1", settings.host.lower()}
+    hosts.add((urlsplit(public_url(settings)).hostname or "").lower())
+    return hosts - {""}
+
+
+class DatabaseRoutes:
+    def __init__(self, db: Database, settings: Settings, secret_key: Secret):
+        self.environments = Environments(db, Actor.service())
+        self.suffix = "." + settings.environment_domain
+        self.secret_key = secret_key
+
+    async def resolve(self, hostname: str) -> Route | None:
+        if not hostname.endswith(self.suffix):
+            return None  # custom domains come with production environments
+        label = hostname[:-len(self.suffix)]
+        if not LABEL.match(label):
+            return None
+        row = await self.environments.route(label)
+        if row is None:
+            return None
+        running = row["status"] == "running"
+        return Route(row["id"], hostname, str(row["status"]), row["address"] if running else None,
+                     row["websocket_address"] if running else None, str(row["stage"]), row["branch"])
+
+    async def wake(self, environment_id: UUID) -> None:
+        await self.environments.wake(environment_id)
+
+    async def touched(self, environment_id: UUID) -> None:
+        await self.environments.touch(environment_id)
+
+    async def connect(self, environment_id: UUID, token: str) -> str | None:
+        login = await self.environments.use_token(environment_id, token, "router")
+        if login is None:
+            return None
+        return connect.sign(connect_secret(self.secret_key, environment_id), login)
