@@ -4,6 +4,7 @@ and the URL each environment is reached at."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -23,6 +24,19 @@ def environment_url(settings: Settings, label: str) -> str:
     parts = urlsplit(public_url(settings))
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{label}.{settings.environment_domain}{port}/"
+
+
+def described(settings: Settings, row: dict) -> dict:
+    """An environment as the API, the CLI and the console show it: with its
+    URL and, for a development branch, when its databases are collected."""
+    shown = {k: v for k, v in row.items() if k not in ("address", "websocket_address")}
+    shown["url"] = environment_url(settings, row["label"])
+    shown["status"] = str(row["status"])
+    collect_on = None
+    if str(row.get("stage")) == "development" and row.get("last_build_at"):
+        collect_on = row["last_build_at"] + timedelta(days=settings.environment_gc_days)
+    shown["collect_on"] = row.get("collected_at") or collect_on
+    return shown
 
 
 def own_hosts(settings: Settings) -> set[str]:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from odooops.db import queries_beside
 from odooops.errors import InvalidInput
-from odooops.managers import Manager
+from odooops.managers import Manager, lookup
 
 Q = queries_beside(__file__)
 ACTIONS = ("start", "stop", "restart")
@@ -29,6 +29,14 @@ def token_digest(token: str) -> bytes:
 
 class Environments(Manager):
     # people (row-level security and the functions' own checks)
+
+    async def project_id(self, project_ref: str) -> UUID:
+        async with self.tx() as conn:
+            return (await lookup.project(conn, project_ref))["id"]
+
+    async def branch_id(self, project_ref: str, branch: str) -> UUID:
+        async with self.tx() as conn:
+            return (await lookup.branch(conn, await lookup.project(conn, project_ref), branch))["id"]
 
     async def of_project(self, project_id: UUID) -> list[dict]:
         return await self.all(Q["of_project"], {"project_id": project_id})
