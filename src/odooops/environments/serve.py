@@ -13,7 +13,9 @@ so the one it replaces serves until then (zero downtime between builds)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -176,13 +178,13 @@ class ServePipeline(BuildPipeline):
             raise InvalidInput("the install phase made no Python environment")
         python = self.venv / "bin" / "python"
         argv = invocation.argv(python)
-        sockets = self.job.workdir / "sockets"
-        sockets.mkdir(exist_ok=True)
+        # a short path: a unix socket's is at most 107 bytes, and the work dir's may be long
+        sockets = Path(tempfile.mkdtemp(prefix="odooops-serve-"))
         ports = {"http": port, **({"ws": gevent} if workers else {})}
         if self.sandboxed:
             forwards = [a for name, p in ports.items() for a in ("--forward", f"{sockets / name}.sock={p}")]
             argv = [str(python), bridge.__file__, *forwards, "--", *argv]
-        self.say("$ " + " ".join(a for a in argv[1:] if not a.startswith("--forward")))
+        self.say("$ " + " ".join(invocation.argv(python)[1:]))
         memory = int(settings.get("environment_memory_mb", MEMORY_MB)) * 1024 * 1024
         # the code read-only: only the filestore, sessions and the bridge's sockets are writable
         command = Command(argv, data_dir, {**self.job.env, **env, "HOME": str(self.job.workdir / "home"),
@@ -195,9 +197,14 @@ class ServePipeline(BuildPipeline):
         self.job.current = process
         started = Server(process, asyncio.ensure_future(process.wait()), f"{self.address}:{port}",
                          f"{self.address}:{gevent}" if workers else None)
+        started.closers.append(lambda: asyncio.to_thread(shutil.rmtree, sockets, True))
         if self.sandboxed:
-            exposed = {name: await bridge.expose(sockets / f"{name}.sock", self.address) for name in ports}
-            started.closers = [e.close for e in exposed.values()]
+            try:
+                exposed = {name: await bridge.expose(sockets / f"{name}.sock", self.address) for name in ports}
+            except OSError:
+                await self._stop(started)
+                raise
+            started.closers[:0] = [e.close for e in exposed.values()]
             started.address = f"{self.address}:{exposed['http'].port}"
             started.websocket = f"{self.address}:{exposed['ws'].port}" if "ws" in exposed else None
         return started
@@ -253,11 +260,11 @@ class ServePipeline(BuildPipeline):
         return "pass", None
 
     async def _stop(self, server: Server) -> None:
-        for close in server.closers:
-            await close()
         if not server.exited.done():
             server.process.kill()
             await asyncio.wait({server.exited}, timeout=STOP_SECONDS)
+        for close in server.closers:
+            await close()
         self.job.current = None
 
     async def _report(self, **values: object) -> None:
