@@ -17,6 +17,7 @@ from browser import accessible, fits_a_phone, sign_in
 from conftest import PASSWORD, allow_path, free_port, process_env
 from helpers import call, make_repo, recipe
 from playwright.sync_api import Page, expect
+from test_console_environments import serve, setup
 
 TIMEOUT = 60_000  # ms: a build on a busy 2-core machine
 
@@ -280,3 +281,22 @@ def test_reading_a_log_search_filter_fold_link_and_follow(api, people, owner_db,
     expect(page.locator("#follow")).to_be_hidden()
     write(owner_db, run_id, [(301, 301, "info", "test", "stdout", "a line that came later")])
     expect(page.locator("#L301")).to_be_in_viewport()  # streamed in, and followed
+
+
+def test_the_environments_page_and_its_connect_link(api, people, page, shoot, settings):
+    setup(settings)
+    feature = serve(settings, "feature", health="fail", health_detail="/web/health answered 503")
+    serve(settings, "staging", status="sleeping", health=None)
+    sign_in(page, api, "alice@acme.test")
+    page.goto(f"{api}/p/acme/shop")
+    expect(page.locator('[data-branch="feature"] .env-line')).to_contain_text("Running")
+    look(page, shoot, "lanes-environments")
+    page.get_by_role("link", name="Environments", exact=True).click()
+    expect(page.get_by_role("heading", name="Environments", exact=True)).to_be_visible()
+    card = page.locator('li.env[data-branch="feature"]')
+    expect(card).to_contain_text("Unhealthy")
+    link = card.get_by_role("link", name="Connect to feature (opens a new tab)")
+    expect(link).to_have_attribute("href", f"http://{feature['label']}.localhost:{api.rsplit(':', 1)[1]}/")
+    expect(link).to_have_attribute("target", "_blank")
+    expect(card.get_by_label("Connect as")).to_have_value("admin")
+    look(page, shoot, "environments")

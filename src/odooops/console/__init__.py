@@ -7,16 +7,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from odooops.console import branches, builds, first_run, logs, pages, queue, settings
-from odooops.console.render import HERE, error_page
+from odooops.console import branches, builds, environments, first_run, logs, pages, queue, settings
+from odooops.console.render import HERE, content_security_policy, error_page
 from odooops.console.session import SignInRequired
 
-ROUTERS = (pages, first_run, branches, builds, logs, queue, settings)
-# Every page: only this site's own scripts, styles and connections (the console
-# has no inline script or style), never inside another site's frame.
+ROUTERS = (pages, first_run, branches, builds, environments, logs, queue, settings)
+# Every page's, unless it says otherwise (see content_security_policy).
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                               "form-action 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": content_security_policy(),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",

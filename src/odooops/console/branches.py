@@ -10,18 +10,21 @@ import hashlib
 import json
 import time
 from urllib.parse import quote
+from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from markupsafe import Markup
 
 from odooops.console import flash, forms
+from odooops.console.environments import page_path, with_environments
 from odooops.console.render import error_page, page, templates
 from odooops.console.rights import is_admin, is_htmx, may_operate
 from odooops.console.session import Seen, Visitor, safe_next
 from odooops.console.shell import shell
 from odooops.errors import Conflict, InvalidInput, OpsError
 from odooops.managers.branches import STAGES, Branches, stage_moves
+from odooops.managers.environments import Environments
 from odooops.managers.projects import Projects
 from odooops.managers.runs import Runs
 from odooops.models import BranchIn
@@ -37,8 +40,9 @@ def lanes_html(who: Visitor, ref: str, project: dict, rows: list[dict]) -> Marku
     """The three lanes, as the page shows them and as live updates replace them."""
     lanes = [(stage, TITLES[stage], [b for b in rows if b["stage"] == stage]) for stage in STAGES]
     return Markup(templates.get_template("_lanes.html").render(
-        visitor=who, base=f"/p/{ref}", lanes=lanes, role=project["my_role"], may_move=is_admin(project["my_role"]),
-        may_build=may_operate, moves=stage_moves(rows, project["my_role"]), titles=TITLES))
+        visitor=who, base=f"/p/{ref}", environments_href=page_path(ref), lanes=lanes, role=project["my_role"],
+        may_move=is_admin(project["my_role"]), may_build=may_operate, moves=stage_moves(rows, project["my_role"]),
+        titles=TITLES))
 
 
 def signature(rows: list[dict]) -> str:
@@ -47,10 +51,16 @@ def signature(rows: list[dict]) -> str:
     return hashlib.blake2b(repr((rows, int(time.time() // 60))).encode(), digest_size=8).hexdigest()
 
 
-async def _seen(request: Request, who: Visitor, ref: str) -> tuple[dict, list[dict]]:
+async def _rows(request: Request, who: Visitor, project_id: UUID) -> list[dict]:
+    """The project's branches, each with its environment."""
     db = request.app.state.db
-    project = await Projects(db, who.actor).seen(ref)  # a stranger's project: NotFound, a 404 page
-    return project, await Branches(db, who.actor).of_project(project["id"])
+    return with_environments(request.app.state.settings, await Branches(db, who.actor).of_project(project_id),
+                             await Environments(db, who.actor).of_project(project_id))
+
+
+async def _seen(request: Request, who: Visitor, ref: str) -> tuple[dict, list[dict]]:
+    project = await Projects(request.app.state.db, who.actor).seen(ref)  # a stranger's project: NotFound, a 404 page
+    return project, await _rows(request, who, project["id"])
 
 
 async def _page(request: Request, who: Visitor, ref: str, status: int = 200, refused: str = "",
@@ -131,18 +141,17 @@ async def build_now(request: Request, org: str, project: str, who: Seen) -> Resp
 async def live(request: Request, org: str, project: str, who: Seen, since: str = "") -> Response:
     """The lanes as Server-Sent Events: an `event: lanes` with the whole
     fragment whenever they differ from what the page last showed (`since`,
-    the signature it was rendered with). One query a second per viewer;
-    rendering only when something changed."""
+    the signature it was rendered with). Two queries a second per viewer
+    (branches, environments); rendering only when something changed."""
     ref = f"{org}/{project}"
     found, _ = await _seen(request, who, ref)  # 404 before the stream starts, not inside it
-    branches = Branches(request.app.state.db, who.actor)
 
     async def events():
         shown, ends = since, time.monotonic() + LIVE_MAX_SECONDS
         yield "retry: 2000\n\n"
         while time.monotonic() < ends and not await request.is_disconnected():
             try:
-                rows = await branches.of_project(found["id"])
+                rows = await _rows(request, who, found["id"])
             except OpsError:  # the session or the membership ended: the reconnect will say so
                 return
             if signature(rows) != shown:

@@ -13,12 +13,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from odooops.console import flash, forms
+from odooops.console.environments import briefly, page_path
 from odooops.console.render import page
 from odooops.console.rights import is_admin, is_htmx, may_operate
 from odooops.console.session import Seen, Visitor, safe_next
 from odooops.console.shell import shell
 from odooops.errors import InvalidInput, NotFound
 from odooops.managers.branches import Branches
+from odooops.managers.environments import Environments
 from odooops.managers.events import Events
 from odooops.managers.projects import Projects
 from odooops.managers.queue import Queue
@@ -63,9 +65,12 @@ async def frame(request: Request, who: Visitor, ref: str, branch_name: str) -> d
     if not found:
         raise NotFound(f"project has no branch {branch_name!r}")
     base = branch_url(ref, branch_name)
+    environment = briefly(request.app.state.settings, await Environments(db, who.actor).of_branch(found[0]["id"]))
+    url = environment["url"] if environment and not environment["collected"] else None
     return {"project": project, "ref": ref, "branch": found[0], "can": allowed(project["my_role"], found[0]),
             "odoo_settings": odoo_settings(await Branches(db, who.actor).settings_of(ref, branch_name)),
-            "base": base, "shell": shell(ref, project, "builds", ((branch_name, base),)),
+            "environment": environment, "environments_href": page_path(ref),
+            "base": base, "shell": shell(ref, project, "builds", ((branch_name, base),), url=url),
             "branches": [b for b in every if b["archived_at"] is None or b["name"] == branch_name]}
 
 

@@ -94,20 +94,27 @@ async def log_page(run_id: RunId, request: Request, who: Seen, level: Level = "d
     tail = tail[-lines:]
     last_seq = tail[-1]["seq"] if tail else 0
     shown = Shown(tail[0]["seq"] if tail else 0, last_seq, lines, PAGE_LINES, MAX_LINES, level)
-    return page(request, "log.html", run=run, place=run, sections=sections(tail, phases), level=level, cut=cut,
+    return page(request, "log.html", run=run, place=run, what=run_word(str(run["kind"])),
+                sections=sections(tail, phases), level=level, cut=cut,
                 tests=await tests_section(request, who, run_id, shown),
                 skipped=[p for p in phases if p["status"] == "skipped"], page_lines=lines, max_lines=MAX_LINES,
                 last_seq=last_seq, finished=run["status"] in FINAL,
                 can_change=may_operate(run["my_role"], run["stage"]), shell=_shell(run, project))
 
 
+def run_word(kind: str) -> str:
+    """What a run of this kind is called on its page: a build, an environment's server, …"""
+    return {"build": "Build", "serve": "Server"}.get(kind, kind.capitalize())
+
+
 def _shell(run: dict, project: dict) -> dict:
-    """The project's frame, with the run's branch and the run in the breadcrumbs."""
-    what = "Build" if run["kind"] == "build" else str(run["kind"]).capitalize()
+    """The project's frame, with the run's branch and the run in the breadcrumbs;
+    an environment's server is under Environments."""
     trail: list[tuple[str, str]] = [(run["branch"], f"/p/{run['project_ref']}" + branch_path(run["branch"]))
                                     ] if run["branch"] else []
-    trail.append((f"{what} #{run['id']}", f"/runs/{run['id']}"))
-    return shell(run["project_ref"], project, "builds" if run["kind"] == "build" else "", tuple(trail))
+    trail.append((f"{run_word(str(run['kind']))} #{run['id']}", f"/runs/{run['id']}"))
+    current = {"build": "builds", "serve": "environments"}.get(str(run["kind"]), "")
+    return shell(run["project_ref"], project, current, tuple(trail))
 
 
 @router.get("/runs/{run_id}/live")

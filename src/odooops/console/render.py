@@ -10,15 +10,35 @@ from fastapi.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
 from odooops.console import flash
-from odooops.managers.vocabulary import status_label
+from odooops.managers.vocabulary import Label, environment_label, health_label, status_label
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
+
+def content_security_policy(form_action: str = "'self'") -> str:
+    """Every page's: only this site's own scripts, styles and connections (the
+    console has no inline script or style), never inside another site's frame.
+    `form_action`: where its forms may lead (a redirect included)."""
+    return ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+            f"form-action {form_action}; frame-ancestors 'none'")
+
+
+def _shown(label: Label) -> tuple[str, str, str]:
+    return label.word, label.icon, label.tone
+
+
 def badge(status: str | None) -> tuple[str, str, str]:
     """A status's word, icon and colour class: the managers' vocabulary, which the CLI speaks too."""
-    label = status_label(status)
-    return label.word, label.icon, label.tone
+    return _shown(status_label(status))
+
+
+def environment_badge(status: str | None) -> tuple[str, str, str]:
+    return _shown(environment_label(status))
+
+
+def health_badge(health: str | None) -> tuple[str, str, str]:
+    return _shown(health_label(health))
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
@@ -51,6 +71,25 @@ def duration(seconds: float | None) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
+def size(n: int | None) -> str:
+    """'512 MB', '1.2 GB': a number of bytes a person reads at a glance; '' when unknown."""
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{int(value)} B"
+    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+
+
+def day(moment: datetime | None) -> str:
+    """'2026-12-03': the day of a moment, in UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d") if moment else ""
+
+
 def run_seconds(run: dict) -> float | None:
     start = run.get("started_at")
     if start is None:
@@ -59,8 +98,10 @@ def run_seconds(run: dict) -> float | None:
     return (end - start).total_seconds()
 
 
-templates.env.filters.update(ago=ago, exact=exact, duration=duration, short=lambda sha: (sha or "")[:8])
-templates.env.globals.update(badge=badge, run_seconds=run_seconds)
+templates.env.filters.update(ago=ago, exact=exact, duration=duration, size=size, day=day,
+                             short=lambda sha: (sha or "")[:8])
+templates.env.globals.update(badge=badge, environment_badge=environment_badge, health_badge=health_badge,
+                             run_seconds=run_seconds)
 
 
 def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:

@@ -34,6 +34,7 @@ def branch_path(name: str) -> str:
 SECTIONS: tuple[Section, ...] = (
     Section("branches", "Branches", lambda p: ""),
     Section("builds", "Builds", lambda p: branch_path(p["default_branch"])),
+    Section("environments", "Environments", lambda p: "/environments"),
     Section("settings", "Settings", lambda p: "/settings"),
 )
 

@@ -42,6 +42,31 @@ def result_label(result: str | None) -> Label | None:
     return RESULTS.get(result) if result else None
 
 
+# A running environment's status (ops.environment_status) and its last health check.
+ENVIRONMENT_STATUSES = {
+    "starting": Label("Starting", "▸", "busy"),
+    "running": Label("Running", "●", "ok"),
+    "sleeping": Label("Sleeping", "☾", "off"),
+    "stopped": Label("Stopped", "■", "off"),
+    "crashed": Label("Crashed", "✖", "bad"),
+}
+NO_ENVIRONMENT = Label("No environment", "·", "none")
+HEALTH = {"pass": Label("Healthy", "✔", "ok"), "fail": Label("Unhealthy", "✖", "bad")}
+NO_HEALTH = Label("Not checked", "·", "none")
+
+
+def environment_label(status: str | None) -> Label:
+    """How an environment's status is shown; a branch without one says so."""
+    if not status:
+        return NO_ENVIRONMENT
+    return ENVIRONMENT_STATUSES.get(status, Label(status.capitalize(), "?", "none"))
+
+
+def health_label(health: str | None) -> Label:
+    """An environment's last health check: pass, fail, or none while it is not running."""
+    return HEALTH.get(health, NO_HEALTH) if health else NO_HEALTH
+
+
 def labelled(run: dict) -> dict:
     """A run as the API answers it: with the word people see for its status."""
     return {**run, "status_label": status_label(run.get("status")).word}
