@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from odooops import __version__
-from odooops.cli import admin, db, hooks, metrics, remote, runner, serve, tests, up, users
+from odooops.cli import admin, db, environments, hooks, metrics, remote, runner, serve, tests, up, users
 from odooops.cli.context import err, set_settings
 from odooops.errors import OpsError
 from odooops.settings import Secret, Settings
@@ -57,6 +57,8 @@ app.add_typer(admin.project_app, name="project")
 app.add_typer(admin.branch_app, name="branch")
 app.add_typer(admin.build_app, name="build")
 app.add_typer(admin.run_app, name="run")
+app.add_typer(environments.app, name="env")
+app.add_typer(environments.router_app, name="router")
 app.command("projects")(admin.project_list)
 app.command("builds")(admin.builds)
 app.command("logs")(admin.logs)
