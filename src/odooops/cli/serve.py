@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Annotated
 
 import typer
@@ -45,8 +46,13 @@ class _Server(uvicorn.Server):
 def server(s: Settings, db: Database, *, own_signals: bool = True) -> uvicorn.Server:
     """The HTTP server on an open database, to run in the caller's event loop."""
     from odooops.api.app import create_app
+    from odooops.environments.router import Router
+    from odooops.environments.routing import DatabaseRoutes, own_hosts
 
-    config = uvicorn.Config(create_app(s, db), host=s.host, port=s.port, log_level="warning", lifespan="on",
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per proxied request
+    # the console and the API on this server's own names; environments' hosts routed to their Odoo
+    app = Router(create_app(s, db), DatabaseRoutes(db, s, runtime.secret_key(s)), s.environment_domain, own_hosts(s))
+    config = uvicorn.Config(app, host=s.host, port=s.port, log_level="warning", lifespan="on",
                             proxy_headers=True, forwarded_allow_ips=s.forwarded_allow_ips)
     return (uvicorn.Server if own_signals else _Server)(config)
 

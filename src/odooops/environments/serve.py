@@ -60,6 +60,7 @@ class Server:
     address: str
     websocket: str | None
     closers: list[Callable] = field(default_factory=list)
+    exposed: list[bridge.Exposed] = field(default_factory=list)
 
 
 class ServePipeline(BuildPipeline):
@@ -74,7 +75,9 @@ class ServePipeline(BuildPipeline):
         self.poke = poke
         self.sandboxed = bool(getattr(executor, "sandboxed", False))
         self.host: OdooHost = odoo_host
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), follow_redirects=False)
+        # no kept-alive connection: the bridge's activity is then the users' alone (see _touch_if_used)
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), follow_redirects=False,
+                                      limits=httpx.Limits(max_keepalive_connections=0))
 
     @property
     def run_row(self) -> dict:
@@ -182,8 +185,7 @@ class ServePipeline(BuildPipeline):
         sockets = Path(tempfile.mkdtemp(prefix="odooops-serve-"))
         ports = {"http": port, **({"ws": gevent} if workers else {})}
         if self.sandboxed:
-            forwards = [a for name, p in ports.items() for a in ("--forward", f"{sockets / name}.sock={p}")]
-            argv = [str(python), bridge.__file__, *forwards, "--", *argv]
+            argv = bridge.inner_argv(str(python), {sockets / f"{name}.sock": p for name, p in ports.items()}, argv)
         self.say("$ " + " ".join(invocation.argv(python)[1:]))
         memory = int(settings.get("environment_memory_mb", MEMORY_MB)) * 1024 * 1024
         # the code read-only: only the filestore, sessions and the bridge's sockets are writable
@@ -205,6 +207,7 @@ class ServePipeline(BuildPipeline):
                 await self._stop(started)
                 raise
             started.closers[:0] = [e.close for e in exposed.values()]
+            started.exposed = list(exposed.values())
             started.address = f"{self.address}:{exposed['http'].port}"
             started.websocket = f"{self.address}:{exposed['ws'].port}" if "ws" in exposed else None
         return started
@@ -238,8 +241,20 @@ class ServePipeline(BuildPipeline):
             if action != "serve":
                 return action
             checks += 1
+            await self._touch_if_used(server)
             health, detail = await self._health(server, deep=checks % DEEP_CHECK_EVERY == 0)
+            self._seen = max((e.last_activity for e in server.exposed), default=0.0)  # our own check's
             await self._report(health=health, detail=detail, memory=_memory(server.process))
+
+    async def _touch_if_used(self, server: Server) -> None:
+        """Requests that reached the server another way than through the
+        router (a proxy in front, straight to its upstream) keep it awake too."""
+        latest = max((e.last_activity for e in server.exposed), default=0.0)
+        if latest > self._seen:
+            self._seen = latest
+            await self.environments.touch(self.run_row["params"]["environment_id"])
+
+    _seen = 0.0
 
     async def _health(self, server: Server, deep: bool) -> tuple[str, str | None]:
         """Odoo's /web/health; `deep`, also a page that needs its database

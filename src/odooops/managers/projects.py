@@ -39,6 +39,12 @@ SETTINGS = {
     "template_cache": ("builds start from a database template with the dependencies installed",
                        lambda v: isinstance(v, bool)),
     "secret_env": ("environment variables masked in every log", lambda v: _str_dict(v)),
+    "environment_workers": ("odoo-bin --workers of the project's environments (0: threaded, as on runbot)",
+                            lambda v: isinstance(v, int) and 0 <= v <= 32),
+    "environment_memory_mb": ("the memory an environment's server may use (MiB, address space)",
+                              lambda v: isinstance(v, int) and 512 <= v <= 262144),
+    "connect_as_production": ("project admins may also \"Connect as\" an Odoo user on production",
+                              lambda v: isinstance(v, bool)),
 }
 SECRET_KEYS = {"secret_env"}
 
