@@ -116,3 +116,33 @@ def commit_on(repo, branch: str, files: dict[str, str]) -> str:
 def fetch_run(settings, run_id: int) -> dict:
     with owner_conn(settings.database_url.reveal()) as conn:
         return conn.execute("select * from ops.runs where id = %s", (run_id,)).fetchone()
+
+
+def through(base: str, path: str = "/web/health", host: str = "feature-shop-acme.localhost", **kw) -> httpx.Response:
+    port = base.rsplit(":", 1)[1]
+    return httpx.get(base + path, headers={"Host": f"{host}:{port}"}, timeout=30, **kw)
+
+
+@LANE
+def test_the_router_serves_an_environment_by_host_and_wakes_it(settings, odoo_project, odoo_runner, odoo_source,
+                                                               serve_api):
+    odoo_project(module("acme_notes", version=odoo_source.version))
+    odoo_runner()
+    base = serve_api()
+    run = finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))
+    serving(settings, run["id"])
+    answer = through(base)
+    assert answer.status_code == 200 and answer.json()["status"] == "pass"
+    assert through(base, host="nothing-here-acme.localhost").status_code == 404
+    assert through(base, "/healthz", host="localhost").status_code == 200  # the control plane's own
+    with owner_conn(settings.database_url.reveal()) as conn:
+        touched = conn.execute("select last_request_at from ops.environments").fetchone()["last_request_at"]
+        conn.execute("update ops.environments set last_request_at = now() - interval '1 hour', "
+                     "started_at = now() - interval '1 hour'")
+    assert touched is not None
+    wait_until(lambda: environment(settings)["status"] == "sleeping", 30, "the environment to sleep")
+    # the next request wakes it: held, or a page that refreshes itself, until it is up
+    first = through(base)
+    assert first.status_code in (200, 503), first.text
+    woken = wait_until(lambda: (r := through(base)).status_code == 200 and r, 60, "the woken environment")
+    assert woken.json()["status"] == "pass"
