@@ -93,6 +93,8 @@ def router_nginx(
     fallback: Annotated[str, typer.Option(help="host:port of OdooOps' own router (serve).")] = "",
     watch: Annotated[float, typer.Option(help="Rewrite it every so many seconds when it changes (0: once).")] = 0,
     reload: Annotated[str, typer.Option(help="Command run after each change, e.g. 'nginx -s reload'.")] = "",
+    tls_cert: Annotated[str, typer.Option(help="A wildcard certificate for *.DOMAIN: HTTPS, HTTP redirected.")] = "",
+    tls_key: Annotated[str, typer.Option(help="Its private key.")] = "",
 ) -> None:
     """nginx configuration for the running environments: each host straight to
     its server, everything else (sleeping, starting, unknown) to OdooOps'
@@ -105,7 +107,8 @@ def router_nginx(
         text = nginx.render([nginx.ProxyRoute([f"{r['label']}.{s.environment_domain}"],
                                               r["address"] if r["status"] == "running" else None,
                                               r["websocket_address"]) for r in rows],
-                            target, base_domain=s.environment_domain)
+                            target, base_domain=s.environment_domain,
+                            tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
         if text != last:
             if output is None:
                 print(text)
