@@ -1,8 +1,11 @@
 """`odoo-bin [server]`: what Odoo 17.0's odoo/cli/server.py and
 odoo/service/server.py do for the subset OdooOps uses: check the user,
-report the configuration, create a missing database, load each -d database
-(installing and updating modules, running tests), then stop
-(--stop-after-init) or serve HTTP until SIGTERM/SIGINT."""
+report the configuration, create a missing database, load the server-wide
+modules (--load), load each -d database (installing and updating modules,
+running tests), then stop (--stop-after-init) or serve HTTP until
+SIGTERM/SIGINT: threaded, or with --workers as prefork mode looks from
+outside (one process here: the HTTP port, the workers' log lines, and the
+gevent port that prefork mode's gevent process listens on)."""
 
 from __future__ import annotations
 
@@ -54,6 +57,10 @@ def configure(command: str, args: list[str], extra=None) -> tuple[dict, object]:
     config['demo_new'] = demo
     config['demo'] = dict(config['init']) if demo else {}
     config['addons_paths'] = addons_paths(config)
+    if config.get('server_wide_modules') in (None, '', 'None', 'False'):
+        config['server_wide_modules'] = 'base,web'
+    if major() < options.SERIES_19 and config.get('longpolling_port'):
+        config['gevent_port'] = config['longpolling_port']  # a deprecated alias from 16.0 on
     logs.init(config)
     for warning in options.deferred_warnings:
         logging.getLogger('odoo.tools.config').warning(*warning)
@@ -132,12 +139,34 @@ def create_empty_database(config: dict, name: str) -> None:
             logging.getLogger('odoo.service.db').warning(warning, e)
 
 
+def load_server_wide_modules(config: dict) -> set[str]:
+    """The modules of --load (and base, web) found on the addons path; the
+    others fail as Odoo's import of them does. None of their Python runs."""
+    loaded = set()
+    for name in {'base', 'web'} | {m.strip() for m in config['server_wide_modules'].split(',') if m.strip()}:
+        if any(os.path.isfile(os.path.join(path, name, '__manifest__.py')) for path in config['addons_paths']):
+            loaded.add(name)
+            continue
+        logging.getLogger('odoo.modules.module').critical("Couldn't load module %s", name)
+        try:
+            raise ModuleNotFoundError(f"No module named 'odoo.addons.{name}'")
+        except ModuleNotFoundError:
+            hint = ("\nThe `web` module is provided by the addons found in the `openerp-web` project.\n"
+                    "Maybe you forgot to add those addons in your addons_path configuration.") if name == 'web' else ''
+            _server_logger.exception('Failed to load server-wide module `%s`.%s', name, hint)
+    return loaded
+
+
 class Service:
     def __init__(self, config: dict):
         self.config = config
         self.registries: dict[str, loading.Registry] = {}
         self.quit_signals = 0
         self.httpd = None
+        self.gevent = None
+        self.app: http.App | None = None
+        self.prefork = config['workers'] > 0
+        self.workers = 0  # spawned, in prefork mode
 
     def signal(self, sig, frame):
         self.quit_signals += 1
@@ -152,10 +181,22 @@ class Service:
         signal.signal(signal.SIGINT, self.signal)
         signal.signal(signal.SIGTERM, self.signal)
         config = self.config
-        if config['test_enable'] or (config['http_enable'] and not stop):
-            dbnames = [d for d in (config.get('db_name') or '').split(',') if d]
-            self.httpd = http.spawn(config['http_interface'], config['http_port'],
-                                    dbnames[0] if len(dbnames) == 1 else None, major(), self.ping)
+        loaded = load_server_wide_modules(config)
+        if self.prefork and config['test_enable']:
+            _server_logger.warning("Unit testing in workers mode could fail; use --workers 0.")
+        self.app = http.App(config, major(), self.ping, loaded)
+        if config['http_enable'] and (config['test_enable'] or not stop or self.prefork):
+            self.httpd = http.spawn(config['http_interface'], config['http_port'], self.app)
+
+    def spawn_workers(self) -> None:
+        """What prefork mode logs once the databases are loaded, and its gevent process's port."""
+        _sql_logger.info('%s: Closed %d connections %s',
+                         f"ConnectionPool(used=0/count=0/max={self.config['db_maxconn']})", len(db.connected), '')
+        if self.config['http_enable']:
+            self.workers = self.config['workers'] + self.config['max_cron_threads']
+            for kind in ['WorkerHTTP'] * self.config['workers'] + ['WorkerCron'] * self.config['max_cron_threads']:
+                _server_logger.info("Worker %s (%s) alive", kind, os.getpid())
+            self.gevent = http.spawn_gevent(self.config['http_interface'], self.config['gevent_port'], self.app)
 
     def preload(self, dbnames: list[str]) -> int:
         rc = 0
@@ -190,7 +231,19 @@ class Service:
         for module, (entries, seconds, count) in sorted(registry.report.stats.items()):
             _stats_logger.info("%s: %d tests %.2fs %d queries", module, entries, seconds, count)
 
+    def stop_prefork(self) -> None:
+        _server_logger.info("Stopping gracefully")
+        for server in (self.httpd, self.gevent):
+            if server:
+                server.shutdown()
+        requests = self.app.requests if self.app else 0
+        for worker in range(self.workers):
+            _server_logger.info("Worker (%s) exiting. request_count: %s, registry count: %s.", os.getpid(),
+                                requests if worker == 0 else 0, len(self.registries))
+
     def stop(self) -> None:
+        if self.prefork:
+            return self.stop_prefork()
         _server_logger.info("Initiating shutdown")
         _server_logger.info("Hit CTRL-C again or send a second signal to force the shutdown.")
         if self.httpd:
@@ -213,6 +266,8 @@ class Service:
                     log("%s when loading database %r", report, name)
             self.stop()
             return rc
+        if self.prefork:
+            self.spawn_workers()
         while self.quit_signals == 0:
             time.sleep(0.1)
         self.stop()
