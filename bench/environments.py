@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.append(str(Path(__file__).resolve().parent))  # odoo_build's helpers, after the packages
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
