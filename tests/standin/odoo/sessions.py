@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 
 from . import db
@@ -69,9 +70,10 @@ class Store:
     def save(self, session: Session) -> None:
         path = self._file(session.sid)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + '.tmp', 'w', encoding='utf-8') as f:
+        temporary = f'{path}.{threading.get_ident()}.tmp'
+        with open(temporary, 'w', encoding='utf-8') as f:
             json.dump(dict(session), f)
-        os.replace(path + '.tmp', path)
+        os.replace(temporary, path)
 
     def rotate(self, session: Session, config: dict) -> None:
         with contextlib.suppress(OSError):
