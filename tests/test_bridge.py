@@ -181,7 +181,9 @@ async def sandboxed(tmp_path: Path, server_script: Path) -> AsyncIterator[Sandbo
     sockets.mkdir(mode=0o700)
     sock = sockets / "http.sock"
     argv = inner_argv(sys.executable, {sock: INNER_PORT}, [sys.executable, "-I", str(server_script), str(INNER_PORT)])
-    command = Command(argv, tmp_path, network=False, writable=(sockets,))
+    # the bridge and this interpreter, wherever the checkout is (the sandbox hides /tmp)
+    command = Command(argv, tmp_path, network=False, writable=(sockets,),
+                      readable=(Path(bridge.SCRIPT), Path(sys.prefix), Path(sys.base_prefix)))
     lines: list[str] = []
     process = await LocalExecutor(use_sandbox=True).start(command, lambda _, got: lines.extend(got))
     exposed = await expose(sock, "127.0.0.1", wait=20)

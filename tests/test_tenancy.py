@@ -30,12 +30,14 @@ ACME_ROWS = {
     "ingest_tokens": "project_id = %(shop)s",
     "metrics": "project_id = %(shop)s",
     "metrics_minutely": "project_id = %(shop)s",
+    "environments": "project_id = %(shop)s",
 }
 # Tables that hold no tenant data; any signed-in user may read them.
 SHARED = {"workers", "run_transitions"}
 # Tables no user may read or write: only the control plane and its functions.
 # test_results: read through ops.build_tests, which checks the run (tests/test_test_results.py)
-PRIVATE = {"login_failures", "hook_effects", "project_secrets", "password_resets", "test_results"}
+# connect_tokens: created and consumed through functions that check the caller's role (test_role_matrix)
+PRIVATE = {"login_failures", "hook_effects", "project_secrets", "password_resets", "test_results", "connect_tokens"}
 
 # A change a stranger might try on Acme's rows, per table.
 UPDATES = {
@@ -56,6 +58,7 @@ UPDATES = {
     "ingest_tokens": "update ops.ingest_tokens set revoked_at = now() where {where}",
     "metrics": "update ops.metrics set value = 0 where {where}",
     "metrics_minutely": "update ops.metrics_minutely set count = 0 where {where}",
+    "environments": "update ops.environments set address = 'evil.test:80' where {where}",
 }
 INSERTS = {
     "orgs": "insert into ops.orgs (slug, name) values ('acme2', 'x')",
@@ -86,6 +89,9 @@ INSERTS = {
     "ingest_tokens": "insert into ops.ingest_tokens (project_id, name, token_hash) values (%(shop)s, 'x', 'stolen')",
     "metrics": "insert into ops.metrics (project_id, ts, metric, value) values (%(shop)s, now(), 'x', 1)",
     "metrics_minutely": "insert into ops.metrics_minutely values (%(shop)s, 'x', now(), %(main)s, 1, 1, 1, 1)",
+    "environments": "insert into ops.environments (project_id, branch_id, label) values (%(shop)s, %(main)s, 'x')",
+    "connect_tokens": "insert into ops.connect_tokens (environment_id, token_sha256, login, expires_at) "
+                      "select id, 'forged', 'admin', now() + interval '1 minute' from ops.environments",
 }
 
 
@@ -256,6 +262,18 @@ ACTIONS = {
     "create an ingest token": (
         "insert into ops.ingest_tokens (project_id, name, token_hash) values (%(shop)s, 'x', 'h2')", "admin"),
     "revoke an ingest token": ("update ops.ingest_tokens set revoked_at = now() where project_id = %(shop)s", "admin"),
+    "read the environments": ("select 1 from ops.environments where project_id = %(shop)s", "viewer"),
+    "stop a development environment": ("select * from ops.environment_control(%(dev)s, 'stop')", "developer"),
+    "restart the staging environment": ("select * from ops.environment_control(%(staging)s, 'restart')", "admin"),
+    "restart the production environment": ("select * from ops.environment_control(%(main)s, 'restart')", "admin"),
+    "connect as admin on development": (
+        "select * from ops.create_connect_token(%(dev)s, 'admin', 'new', 60)", "admin"),
+    "connect as admin on production (not allowed by default)": (
+        "select * from ops.create_connect_token(%(main)s, 'admin', 'new', 60)", None),
+    "see who connected as whom": ("select * from ops.environment_connections(%(dev)s)", "admin"),
+    "take a connect token as if the router": ("select ops.use_connect_token(%(shop)s, 'seeded', 'x')", None),
+    "mark an environment up as if a runner": (
+        "update ops.environments set address = 'evil.test:80' where project_id = %(shop)s", None),
 }
 RANKS = ["viewer", "developer", "admin", "owner"]
 

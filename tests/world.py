@@ -89,6 +89,12 @@ def seed(owner_conninfo: str, bob_role: str | None = "developer") -> World:
                             (hook, project))["id"]
             conn.execute("insert into ops.hook_effects (project_id, key, delivery_id) values (%s, 'k', %s)",
                          (project, delivery))
+        for stage, branch in (("production", main), ("staging", staging), ("development", dev)):
+            env = _one(conn, "insert into ops.environments (project_id, branch_id, label, status, build_id, host) "
+                             "values (%s, %s, %s, 'running', %s, 'h') returning id",
+                       (shop, branch, f"{stage}-shop-acme", shop_runs[stage]))["id"]
+        conn.execute("insert into ops.connect_tokens (environment_id, token_sha256, login, expires_at) "
+                     "values (%s, 'seeded', 'admin', now())", (env,))
         for project, branch in ((shop, main), (lab, lab_main)):
             conn.execute("insert into ops.ingest_tokens (project_id, name, token_hash) values (%s, 'agent', %s)",
                          (project, f"ingest-{project}"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import psutil
 from odooops.errors import InvalidInput
 from odooops.managers.environments import Environments
 from odooops.odoo import odoobin
-from odooops.odoo.build import OdooBuild, OdooHost
+from odooops.odoo.build import OdooBuild, OdooHost, free_port
 from odooops.odoo.envdb import branch_data_dir, database_name, derived_password, role_name
 from odooops.runner import recipe as recipes
 from odooops.runner.executor import Command, Executor, Limits, Process
@@ -78,10 +77,8 @@ class ServePipeline(BuildPipeline):
         # no kept-alive connection: the bridge's activity is then the users' alone (see _touch_if_used)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), follow_redirects=False,
                                       limits=httpx.Limits(max_keepalive_connections=0))
-
-    @property
-    def run_row(self) -> dict:
-        return self.job.run
+        self.outcome = Outcome("succeeded", "ok", exit_code=0)  # how the serve phase ended
+        self._seen = 0.0  # the bridge's last activity already counted
 
     async def run(self) -> Outcome:
         try:
@@ -90,9 +87,8 @@ class ServePipeline(BuildPipeline):
             await self.http.aclose()
 
     async def _run(self) -> Outcome:
-        run = self.run_row
-        for d in (self.artifacts, self.job.workdir / "home", self.job.workdir / "tmp"):
-            d.mkdir(parents=True, exist_ok=True)
+        run = self.job.run
+        self.make_dirs()
         self.say(f"environment of {run['branch_name']}: build {run['params']['build_id']} "
                  f"({run['commit_sha'][:12]})")
         if not await self._phase("checkout", self._checkout):
@@ -112,12 +108,10 @@ class ServePipeline(BuildPipeline):
                 return self._stopped(name, names[i + 1:])
         return self.outcome
 
-    # serve: start, watch, restart; the outcome says how it ended
-
-    outcome = Outcome("succeeded", "ok", exit_code=0)
+    # serve: start, watch, restart; self.outcome says how it ended
 
     async def _serve(self, build: OdooBuild, options: recipes.OdooOptions) -> int:
-        run = self.run_row
+        run = self.job.run
         server, _ = await self.host.ready()
         build.server = server
         role = role_name(run["org_slug"], run["project_slug"], run["branch_name"], run["branch_id"])
@@ -155,19 +149,18 @@ class ServePipeline(BuildPipeline):
             await asyncio.sleep(delay)
 
     async def _start(self, build: OdooBuild, options: recipes.OdooOptions) -> Server:
-        run, settings = self.run_row, self.run_row.get("project_settings") or {}
+        run, settings = self.job.run, self.job.run.get("project_settings") or {}
         workers = int(settings.get("environment_workers", 0))
         server = build._server()
         data_dir = branch_data_dir(server.data_dir, build.role)
         data_dir.mkdir(parents=True, exist_ok=True)
         # in the sandbox, its own network's ports; else free ones of the runner's address
-        port, gevent = (HTTP_PORT, GEVENT_PORT) if self.sandboxed else (_free_port(self.address),) * 2
-        if not self.sandboxed:
-            gevent = _free_port(self.address)
+        port, gevent = ((HTTP_PORT, GEVENT_PORT) if self.sandboxed
+                        else (free_port(self.address), free_port(self.address)))
         production = run.get("stage") == "production"
         allow_connect = not production or bool(settings.get("connect_as_production"))
         invocation = odoobin.Invocation(
-            self.run_row["odoo_version"], build.odoo_tree, build.database,
+            self.job.run["odoo_version"], build.odoo_tree, build.database,
             [*build._addons().paths, *((ADDONS,) if allow_connect else ())], data_dir,
             stop_after_init=False, http_port=port, http_interface="127.0.0.1" if self.sandboxed else self.address,
             cron_threads=0 if run.get("stage") == "development" else 1, workers=workers,
@@ -193,7 +186,9 @@ class ServePipeline(BuildPipeline):
                                            "TMPDIR": str(self.job.workdir / "tmp")},
                           writable=(data_dir, sockets, self.job.workdir / "home", self.job.workdir / "tmp",
                                     *((server.sandbox_dir,) if server.sandbox_dir else ())),
-                          readable=(self.venv, self.src, *(c.path for c in build.checkouts)),
+                          # OdooOps' own bridge and module too: an installation under /tmp is hidden there
+                          readable=(self.venv, self.src, *(c.path for c in build.checkouts), Path(bridge.SCRIPT),
+                                    *((ADDONS,) if allow_connect else ())),
                           hidden=(self.data_dir,), limits=Limits(cpu_seconds=None, memory_bytes=memory))
         process = await self.executor.start(command, self.job.sink.lines)
         self.job.current = process
@@ -227,7 +222,7 @@ class ServePipeline(BuildPipeline):
 
     async def _watch(self, server: Server, database: str) -> str:
         """Serve until replaced, stopped, idle, or dead."""
-        run = self.run_row
+        run = self.job.run
         await self.environments.up(run["id"], run["attempt"], server.address, server.websocket, database)
         checks = 0
         while True:
@@ -252,15 +247,13 @@ class ServePipeline(BuildPipeline):
         latest = max((e.last_activity for e in server.exposed), default=0.0)
         if latest > self._seen:
             self._seen = latest
-            await self.environments.touch(self.run_row["params"]["environment_id"])
-
-    _seen = 0.0
+            await self.environments.touch(self.job.run["params"]["environment_id"])
 
     async def _health(self, server: Server, deep: bool) -> tuple[str, str | None]:
         """Odoo's /web/health; `deep`, also a page that needs its database
         (17.0 answers /web/health whatever the database does; 18.0+ checks it
         when asked)."""
-        major = odoobin.major(self.run_row["odoo_version"])
+        major = odoobin.major(self.job.run["odoo_version"])
         base = f"http://{server.address}"
         try:
             answer = await self.http.get(base + "/web/health" + ("?db_server_status=1" if major >= 18 else ""))
@@ -283,7 +276,7 @@ class ServePipeline(BuildPipeline):
         self.job.current = None
 
     async def _report(self, **values: object) -> None:
-        run = self.run_row
+        run = self.job.run
         await self.environments.report(run["id"], run["attempt"], **values)  # type: ignore[arg-type]
 
 
@@ -297,9 +290,3 @@ def _memory(process: Process) -> int | None:
         return sum(p.memory_info().rss for p in (root, *root.children(recursive=True)))
     except psutil.Error:
         return None
-
-
-def _free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
