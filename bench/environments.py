@@ -36,12 +36,10 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
-from odoo_build import PROJECT, figure, finished, info  # noqa: E402
-from odooops import demo, repos, runtime  # noqa: E402
+from odoo_build import PROJECT, figure, finished, info, make_project  # noqa: E402
+from odooops import demo, runtime  # noqa: E402
 from odooops.db import Actor, embedded  # noqa: E402
 from odooops.managers.branches import Branches  # noqa: E402
-from odooops.managers.orgs import Orgs  # noqa: E402
-from odooops.managers.projects import Projects  # noqa: E402
 from odooops.managers.runs import Runs  # noqa: E402
 from odooops.odoo import envdb  # noqa: E402
 from odooops.settings import Settings  # noqa: E402
@@ -135,11 +133,7 @@ async def main(odoo: Path, cache: Path | None, n: int) -> None:
         try:
             async with runtime.database(settings) as db:
                 service = Actor.service()
-                await Orgs(db, service).create("bench")
-                for root in settings.repo_roots:
-                    await Orgs(db, service).allow_path("bench", str(root), repos.Host.of(settings))
-                await Projects(db, service).create(PROJECT, str(repo), check=False)
-                await Projects(db, service).update_settings(PROJECT, {"odoo_repository": str(odoo)})
+                await make_project(db, settings, repo, odoo)
                 await Branches(db, service).add(PROJECT, "feature", "development", check=False)
                 worker = runtime.runner(settings, db)
                 stop = asyncio.Event()

@@ -86,6 +86,16 @@ async def timed(db, owner: str, label: str) -> float:
     return took
 
 
+async def make_project(db, settings: Settings, repo: Path, odoo: Path) -> None:
+    """The bench's org and project on `repo`, building on the Odoo at `odoo`."""
+    service = Actor.service()
+    await Orgs(db, service).create("bench")
+    for root in settings.repo_roots:
+        await Orgs(db, service).allow_path("bench", str(root), repos.Host.of(settings))
+    await Projects(db, service).create(PROJECT, str(repo), check=False)
+    await Projects(db, service).update_settings(PROJECT, {"odoo_repository": str(odoo)})
+
+
 def add_depends(repo: Path, modules: list[str]) -> None:
     manifest = repo / "hello_notes" / "__manifest__.py"
     manifest.write_text(manifest.read_text().replace('"depends": ["mail"]', f'"depends": {["mail", *modules]!r}'))
@@ -105,11 +115,7 @@ async def main(odoo: Path, cache: Path | None, depends: list[str]) -> None:
         try:
             async with runtime.database(settings) as db:
                 service = Actor.service()
-                await Orgs(db, service).create("bench")
-                for root in settings.repo_roots:
-                    await Orgs(db, service).allow_path("bench", str(root), repos.Host.of(settings))
-                await Projects(db, service).create(PROJECT, str(repo), check=False)
-                await Projects(db, service).update_settings(PROJECT, {"odoo_repository": str(odoo)})
+                await make_project(db, settings, repo, odoo)
                 worker = runtime.runner(settings, db)
                 stop = asyncio.Event()
                 working = asyncio.create_task(worker.run(stop))

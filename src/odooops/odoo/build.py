@@ -220,7 +220,7 @@ class OdooBuild:
 
     async def _template(self, deps: list[str], database: str, role: str, password: str, data_dir: Path) -> bool:
         invocation = odoobin.Invocation(self.version, self.odoo_tree, database, self._addons().paths, data_dir,
-                                        install=deps, demo=self.options.demo, http_port=_free_port())
+                                        install=deps, demo=self.options.demo, http_port=free_port())
         log = OdooLog(tests=False)
         code = await self._odoo_bin(invocation, role, password, data_dir, log)
         verdict = log.verdict()
@@ -236,7 +236,7 @@ class OdooBuild:
                 or odoobin.scoped_tags(self.targets))
         invocation = odoobin.Invocation(self.version, self.odoo_tree, self.database, self._addons().paths, data_dir,
                                         install=self.targets, demo=self.options.demo, tests=self.options.tests,
-                                        test_tags=tags if self.options.tests else None, http_port=_free_port(),
+                                        test_tags=tags if self.options.tests else None, http_port=free_port(),
                                         extra=self.options.options)
         self.log = OdooLog()
         code = await self._odoo_bin(invocation, self.role, self._password(), data_dir, self.log)
@@ -297,9 +297,10 @@ def _shown(path: Path, src: Path) -> str:
         return str(path)
 
 
-def _free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     """A port for Odoo's HTTP server while it installs and tests (HttpCase
-    tests need one); inside the sandbox's own network any would do."""
+    tests need one; inside the sandbox's own network any would do), or for
+    an environment's server outside a sandbox."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]

@@ -92,9 +92,12 @@ class BuildPipeline:
         self._exit_code: int | None = None  # of the phase that failed
         self._refusal: str | None = None  # why it failed, when it said so itself
 
-    async def run(self) -> Outcome:
+    def make_dirs(self) -> None:
         for d in (self.artifacts, self.job.workdir / "home", self.job.workdir / "tmp"):
             d.mkdir(parents=True, exist_ok=True)
+
+    async def run(self) -> Outcome:
+        self.make_dirs()
         if not await self._phase("checkout", self._checkout):
             return self._stopped("checkout", [])
         try:

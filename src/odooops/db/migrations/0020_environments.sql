@@ -167,18 +167,24 @@ create trigger runs_cleanup_host before insert on ops.runs
     for each row when (new.kind = 'cleanup' and new.host is null and new.branch_id is not null)
     execute function ops.cleanup_host();
 
+-- An environment whose server no longer answers: no address, no health.
+create function ops.environment_down(p_id uuid, p_status ops.environment_status) returns void
+language sql security definer set search_path = '' as $$
+    update ops.environments set status = p_status, address = null, websocket_address = null, health = null,
+                                memory_bytes = null, updated_at = now()
+     where id = p_id
+$$;
+
 -- When a serve run ends other than by its own report (its worker lost, a
 -- cancel, the branch archived), the environment says so.
 create function ops.serve_run_ended() returns trigger
 language plpgsql security definer set search_path = '' as $$
 begin
-    update ops.environments e
-       set status = case when new.status = 'queued' then 'starting'
-                         when new.status = 'failed' then 'crashed'
-                         when e.status in ('sleeping', 'crashed') then e.status
-                         else 'stopped' end::ops.environment_status,
-           address = null, websocket_address = null, health = null, memory_bytes = null, updated_at = now()
-     where e.serve_run_id = new.id;
+    perform ops.environment_down(e.id, case when new.status = 'queued' then 'starting'
+                                            when new.status = 'failed' then 'crashed'
+                                            when e.status in ('sleeping', 'crashed') then e.status
+                                            else 'stopped' end::ops.environment_status)
+       from ops.environments e where e.serve_run_id = new.id;
     return null;
 end
 $$;
@@ -294,9 +300,7 @@ begin
     select * into b from ops.branches where id = e.branch_id;
     if e.wanted = 'stopped' then
         if e.serve_run_id = r.id or e.serve_run_id is null then
-            update ops.environments set status = 'stopped', address = null, websocket_address = null,
-                                        health = null, memory_bytes = null, updated_at = now()
-             where id = e.id;
+            perform ops.environment_down(e.id, 'stopped');
         end if;
         return 'stopped';
     end if;
@@ -309,9 +313,7 @@ begin
     end if;
     if p_idle_seconds > 0 and b.stage <> 'production'
        and coalesce(e.last_request_at, e.started_at) < now() - make_interval(secs => p_idle_seconds) then
-        update ops.environments set status = 'sleeping', address = null, websocket_address = null, health = null,
-                                    memory_bytes = null, updated_at = now()
-         where id = e.id;
+        perform ops.environment_down(e.id, 'sleeping');
         return 'sleep';
     end if;
     return 'serve';
@@ -489,7 +491,7 @@ begin
 end
 $$;
 
-revoke all on function ops.environment_label(uuid), ops.deploy_build(bigint), ops.start_serving(ops.environments),
+revoke all on function ops.environment_label(uuid), ops.environment_down(uuid, ops.environment_status), ops.deploy_build(bigint), ops.start_serving(ops.environments),
     ops.build_succeeded(), ops.cleanup_host(), ops.serve_run_ended(),
     ops.environment_up(bigint, integer, text, text, text), ops.environment_check(bigint, integer, integer),
     ops.environment_report(bigint, integer, ops.environment_status, text, text, bigint, integer),
