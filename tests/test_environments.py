@@ -5,8 +5,14 @@ put to sleep and woken, restarted after a crash, collected."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import threading
+import time
+
 import httpx
 import pytest
+import websockets
 
 from conftest import owner_conn
 from helpers import SERVICE, call, commit, git, wait_until
@@ -118,9 +124,10 @@ def fetch_run(settings, run_id: int) -> dict:
         return conn.execute("select * from ops.runs where id = %s", (run_id,)).fetchone()
 
 
-def through(base: str, path: str = "/web/health", host: str = "feature-shop-acme.localhost", **kw) -> httpx.Response:
+def through(base: str, path: str = "/web/health", host: str = "feature-shop-acme.localhost",
+            headers: dict[str, str] | None = None, **kw) -> httpx.Response:
     port = base.rsplit(":", 1)[1]
-    return httpx.get(base + path, headers={"Host": f"{host}:{port}"}, timeout=30, **kw)
+    return httpx.get(base + path, headers={**(headers or {}), "Host": f"{host}:{port}"}, timeout=30, **kw)
 
 
 @LANE
@@ -146,3 +153,121 @@ def test_the_router_serves_an_environment_by_host_and_wakes_it(settings, odoo_pr
     assert first.status_code in (200, 503), first.text
     woken = wait_until(lambda: (r := through(base)).status_code == 200 and r, 60, "the woken environment")
     assert woken.json()["status"] == "pass"
+
+
+def session_uid(page: str) -> int | None:
+    found = re.search(r'"uid":\s*(\d+)', page)
+    return int(found[1]) if found else None
+
+
+@LANE
+def test_connect_as_opens_the_environment_as_its_admin_once(settings, odoo_project, odoo_runner, odoo_source,
+                                                            serve_api):
+    odoo_project(module("acme_notes", version=odoo_source.version))
+    odoo_runner()
+    base = serve_api()
+    run = finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))
+    serving(settings, run["id"], odoo_timeout(odoo_source))
+
+    async def token(db):
+        envs = Environments(db, SERVICE)
+        return await envs.connect_token(await envs.branch_id("acme/shop", "feature"), "admin")
+    link = f"/odooops/connect?token={call(settings, token)}"
+    assert through(base, "/web").status_code in (302, 303)  # no session: Odoo's own login page first
+    opened = through(base, link)
+    assert opened.status_code in (302, 303) and opened.headers["location"].endswith("/web"), opened.text
+    cookie = opened.cookies["session_id"]
+    page = through(base, "/web", cookies={"session_id": cookie})
+    assert page.status_code == 200 and session_uid(page.text) == 2, page.text[:2000]  # admin is uid 2
+    again = through(base, link)
+    assert again.status_code == 403 and "used or has expired" in again.text
+    with owner_conn(settings.database_url.reveal()) as conn:
+        uses = conn.execute("select login, used_at, created_by from ops.connect_tokens").fetchall()
+    assert [u["login"] for u in uses] == ["admin"] and uses[0]["used_at"] is not None
+    forged = through(base, "/web", headers={"X-OdooOps-Connect": "v1.YWRtaW4.9999999999.00.00"})
+    assert forged.status_code in (302, 303)  # a header of one's own opens nothing
+
+
+def test_websocket_through_the_router(settings, odoo_project, odoo_runner, odoo_source, serve_api):
+    odoo_project(module("acme_notes", version=odoo_source.version))
+    odoo_runner()
+    base = serve_api()
+    serving(settings, finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))["id"])
+    port = int(base.rsplit(":", 1)[1])
+    host = f"feature-shop-acme.localhost:{port}"
+
+    async def echo():
+        async with websockets.connect(f"ws://{host}/websocket", host="127.0.0.1", port=port,
+                                      origin=f"http://{host}") as ws:
+            await ws.send("hello")
+            text = await ws.recv()
+            await ws.send(b"\x00\x01")
+            return text, await ws.recv()
+    assert asyncio.run(echo()) == ("hello", b"\x00\x01")
+
+
+def test_no_request_is_refused_while_a_new_build_swaps_in(settings, odoo_project, odoo_runner, odoo_source,
+                                                          serve_api, tmp_path):
+    odoo_project(module("acme_notes", version=odoo_source.version))
+    odoo_runner()
+    base = serve_api()
+    serving(settings, finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))["id"])
+    answers: list[int] = []
+    done = threading.Event()
+
+    def hammer():
+        with httpx.Client(timeout=30) as client:
+            port = base.rsplit(":", 1)[1]
+            while not done.is_set():
+                answers.append(client.get(f"{base}/web/health",
+                                          headers={"Host": f"feature-shop-acme.localhost:{port}"}).status_code)
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    try:
+        commit_on(tmp_path / "repos" / "shop", "feature", {"acme_notes/README.md": "v2\n"})
+        second = finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))
+        serving(settings, second["id"])
+        old = next(r for r in serve_runs(settings) if r["params"]["build_id"] != second["id"])
+        wait_until(lambda: fetch_run(settings, old["id"])["status"] == "succeeded", 30, "the old server to stop")
+        time.sleep(3)  # past the router's cache of the old address
+    finally:
+        done.set()
+        worker.join()
+    assert len(answers) > 20 and set(answers) == {200}, sorted(set(answers))
+
+
+def test_a_server_that_keeps_dying_is_restarted_then_crashed(settings, odoo_project, odoo_runner, odoo_source):
+    odoo_project(module("acme_notes", version=odoo_source.version))
+    odoo_runner()
+    run = finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))
+    for death in range(3):
+        env = serving(settings, run["id"])
+        with pytest.raises(httpx.HTTPError):  # it dies without answering
+            httpx.get(f"http://{env['address']}/standin/exit", timeout=10)
+        if death < 2:
+            wait_until(lambda: (e := environment(settings))["status"] == "starting" or e["address"] != env["address"],
+                       30, "the restart")
+    crashed = wait_until(lambda: (e := environment(settings))["status"] == "crashed" and e, 60, "crashed")
+    assert crashed["restarts"] == 3 and "died 3 times" in crashed["health_detail"]
+    serve = serve_runs(settings)[-1]
+    assert wait_until(lambda: fetch_run(settings, serve["id"])["status"] == "failed", 30, "the serve run to fail")
+    log = text(log_of(settings, serve["id"]))
+    assert "restarting in 1 s" in log and "restarting in 2 s" in log and "crashed: Odoo died 3 times" in log
+
+
+def test_an_old_development_environment_is_collected(settings, odoo_project, odoo_runner, odoo_source):
+    odoo_project(module("acme_notes", version=odoo_source.version))
+    odoo_runner()
+    run = finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))
+    env = serving(settings, run["id"])
+    with owner_conn(settings.database_url.reveal()) as conn:
+        conn.execute("update ops.runs set finished_at = now() - interval '4 days' where kind = 'build'")
+    collected = call(settings, lambda db: Environments(db, SERVICE).collect(env["host"], 3))
+    assert [e["label"] for e in collected] == ["feature-shop-acme"]
+    wait_until(lambda: environment(settings)["status"] == "stopped", 30, "the environment to stop")
+    with owner_conn(settings.database_url.reveal()) as conn:
+        cleanup = conn.execute("select id from ops.runs where kind = 'cleanup'").fetchone()
+    done = finished(settings, cleanup["id"], 60)
+    assert done["status"] == "succeeded" and "acme-shop-feature-1" in text(log_of(settings, done["id"]))
+    assert environment(settings)["collected_at"] is not None
+    assert call(settings, lambda db: Environments(db, SERVICE).collect(env["host"], 3)) == []  # once
