@@ -271,3 +271,28 @@ def test_an_old_development_environment_is_collected(settings, odoo_project, odo
     assert done["status"] == "succeeded" and "acme-shop-feature-1" in text(log_of(settings, done["id"]))
     assert environment(settings)["collected_at"] is not None
     assert call(settings, lambda db: Environments(db, SERVICE).collect(env["host"], 3)) == []  # once
+
+
+@LANE
+def test_a_browser_logs_in_through_the_router_and_opens_a_menu(settings, odoo_project, odoo_runner, odoo_source,
+                                                               serve_api, page):
+    """Odoo's own login page at the environment's URL, Odoo's own admin (demo
+    data: admin/admin), then a menu of the web client."""
+    odoo_project(module("acme_notes", version=odoo_source.version))
+    odoo_runner()
+    base = serve_api()
+    serving(settings, finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))["id"],
+            odoo_timeout(odoo_source))
+    url = f"http://feature-shop-acme.localhost:{base.rsplit(':', 1)[1]}"  # Chromium sends *.localhost here
+    page.goto(f"{url}/web/login")
+    page.fill("input[name=login]", "admin")
+    page.fill("input[name=password]", "admin")
+    page.click("button[type=submit]")
+    if odoo_source.real:
+        page.click(".o_navbar_apps_menu button", timeout=60_000)
+        page.click(".o_navbar_apps_menu .o_app >> nth=0")
+        page.wait_for_selector(".o_action_manager .o_action", timeout=60_000)
+        assert page.url.startswith(url)
+    else:
+        page.click("a.o_menu")
+        assert "menu_id=" in page.url and page.url.startswith(url)
