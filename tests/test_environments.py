@@ -9,6 +9,7 @@ import asyncio
 import re
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ import websockets
 from conftest import owner_conn
 from helpers import SERVICE, call, commit, git, wait_until
 from odoo_world import LANE, odoo_timeout
+from odooops.managers.branches import Branches
 from odooops.managers.environments import Environments
 from test_odoo_build import build, finished, log_of, module, odoo_cache, odoo_project, odoo_runner, odoo_source, text
 
@@ -296,3 +298,26 @@ def test_a_browser_logs_in_through_the_router_and_opens_a_menu(settings, odoo_pr
     else:
         page.click("a.o_menu")
         assert "menu_id=" in page.url and page.url.startswith(url)
+
+
+def test_an_environment_reaches_its_own_database_only(settings, odoo_project, odoo_runner, odoo_source):
+    """Its server cannot reach another branch's database, nor the control
+    plane's (whose socket is in the hidden data dir), nor anything on the network."""
+    odoo_project(module("acme_notes", version=odoo_source.version))
+    call(settings, lambda db: Branches(db, SERVICE).add("acme/shop", "other", "development", check=False))
+    git(Path(odoo_project.roots[0]) / "repos" / "shop", "branch", "other")
+    odoo_runner()
+    other = finished(settings, build(settings, "other"), odoo_timeout(odoo_source))
+    feature = finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))
+    assert (other["status"], feature["status"]) == ("succeeded", "succeeded")
+    env = serving(settings, feature["id"])
+
+    def reach(**query: str) -> dict:
+        return httpx.get(f"http://{env['address']}/standin/reach", params=query, timeout=30).json()
+    assert reach(database=env["database"])["reached"] is True, reach(database=env["database"])  # its own
+    theirs = reach(database=f"acme-shop-other-{other['id']}")
+    assert theirs["reached"] is False and "permission denied" in theirs["error"], theirs
+    control = reach(dsn=settings.database_url.reveal())
+    assert control["reached"] is False, control
+    network = reach(dsn="host=127.0.0.1 port=5432 dbname=postgres user=postgres")
+    assert network["reached"] is False, network

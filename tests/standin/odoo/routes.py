@@ -12,7 +12,8 @@ database chosen for it):
                   (--workers) only on the gevent port: 500 on the HTTP port
 /odooops/connect  as the odooops_connect server-wide module answers it
 /standin/whoami   stand-in only: what the request looks like from here (JSON)
-/standin/exit     stand-in only: a crash, at once (exit code 1)"""
+/standin/exit     stand-in only: a crash, at once (exit code 1)
+/standin/reach    stand-in only: whether this process reaches a database (JSON)"""
 
 from __future__ import annotations
 
@@ -282,6 +283,19 @@ def whoami(request) -> Response:
     return Response(200, json.dumps(body).encode(), [('Content-Type', 'application/json')], save_session=False)
 
 
+def reach(request) -> Response:
+    """Whether this server's process reaches a database (named: with its own
+    credentials, from its environment; or a whole libpq connection string)."""
+    import psycopg2
+    target = request.param('dsn') or f"dbname={request.param('database')}"
+    try:
+        psycopg2.connect(target, connect_timeout=5).close()
+        body = {'reached': True}
+    except psycopg2.Error as e:
+        body = {'reached': False, 'error': str(e).strip()}
+    return Response(200, json.dumps(body).encode(), [('Content-Type', 'application/json')], save_session=False)
+
+
 def crash(request) -> Response:
     _server_logger.critical("Stand-in: /standin/exit asked, the server process exits at once with code 1")
     for handler in logging.getLogger().handlers:
@@ -291,5 +305,5 @@ def crash(request) -> Response:
 
 ROUTES: dict[str, Callable] = {
     '/web/health': health, '/': index, '/web': web_client, '/web/login': login, '/websocket': ws,
-    '/odooops/connect': connect, '/standin/whoami': whoami, '/standin/exit': crash,
+    '/odooops/connect': connect, '/standin/whoami': whoami, '/standin/exit': crash, '/standin/reach': reach,
 }
