@@ -283,7 +283,7 @@ class Runner:
             return await ServePipeline(job, self.executor, self.data_dir, self.odoo, self.settings.cache_dir,
                                        self.environments, address=self.settings.runner_address,
                                        idle_seconds=self.settings.environment_idle_minutes * 60,
-                                       poke=self.pokes.setdefault(job.id, asyncio.Event()),
+                                       poke=self.pokes[job.id],
                                        repo_roots=self.settings.repo_roots).run()
         if job.run["kind"] != "build":
             job.sink.system(f"this runner cannot execute runs of kind {job.run['kind']!r}", "error")
@@ -398,7 +398,6 @@ class Runner:
                 self.jobs[run_id].abort("canceled")
         if time.monotonic() < self._reap_after:
             return
-        await self._collect()
         reaped = await self.queue.reap(self.settings.retry_base_seconds, self.settings.retry_cap_seconds,
                                        self.grace_seconds,
                                        max(FORGET_WORKERS_SECONDS, 10 * self.settings.lease_seconds))
@@ -406,6 +405,7 @@ class Runner:
             log.warning("run %s lost its worker: now %s", r["id"], r["status"])
         if reaped:
             self.wake.set()
+        await self._collect()
 
     async def _collect(self) -> None:
         """Development environments of this host with no build for the GC
