@@ -19,6 +19,12 @@ from odooops.odoo.sources import digest
 # auth_ldap module). NAME=REPLACEMENT, an empty replacement drops the line, a
 # replacement with a version (gevent=gevent==22.10.2) replaces the pin too.
 DEFAULT_SUBSTITUTES = "psycopg2=psycopg2-binary,python-ldap="
+# gevent before 24 (Odoo 16.0-18.0 below Python 3.12) finds its plugins with
+# the pkg_resources of the virtualenv's own setuptools, which does not know
+# zope.interface 7+ by its name: the gevent process of prefork mode (workers,
+# /websocket) then dies at start. Pinned as those gevents were released with.
+GEVENT_PINS = '# added by OdooOps: what gevent < 24 works with\nzope.interface<7 ; python_version < "3.12"\n'
+_GEVENT = re.compile(r"^\s*gevent\s*==\s*(1\d|2[0-3])\.", re.M)
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(.*)$", re.S)
 # what pip says when a requirement does not install, the package named first
 PIP_FAILURES = (
@@ -83,7 +89,8 @@ def gather(odoo: Path, others: Iterable[tuple[str, Path]], substitutes: dict[str
     """Odoo's requirements.txt (substituted), then each other repository's."""
     files = []
     if (odoo / "requirements.txt").is_file():
-        files.append(("odoo", substituted((odoo / "requirements.txt").read_text(errors="replace"), substitutes)))
+        text = substituted((odoo / "requirements.txt").read_text(errors="replace"), substitutes)
+        files.append(("odoo", text + (GEVENT_PINS if _GEVENT.search(text) else "")))
     for label, root in others:
         if (root / "requirements.txt").is_file():
             files.append((label, (root / "requirements.txt").read_text(errors="replace")))
