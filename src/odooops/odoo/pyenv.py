@@ -21,9 +21,12 @@ from odooops.odoo.sources import digest
 DEFAULT_SUBSTITUTES = "psycopg2=psycopg2-binary,python-ldap="
 # gevent before 24 (Odoo 16.0-18.0 below Python 3.12) finds its plugins with
 # the pkg_resources of the virtualenv's own setuptools, which does not know
-# zope.interface 7+ by its name: the gevent process of prefork mode (workers,
-# /websocket) then dies at start. Pinned as those gevents were released with.
-GEVENT_PINS = '# added by OdooOps: what gevent < 24 works with\nzope.interface<7 ; python_version < "3.12"\n'
+# zope.interface 7+ nor zope.event 5.1+ by their names (and zope.event 5.1
+# pulls a setuptools without pkg_resources): the gevent process of prefork
+# mode (workers, /websocket) then dies at start. Pinned to what those gevents
+# were released with.
+GEVENT_PINS = ('# added by OdooOps: what gevent < 24 works with\n'
+               'zope.interface<7 ; python_version < "3.12"\nzope.event<5.1 ; python_version < "3.12"\n')
 _GEVENT = re.compile(r"^\s*gevent\s*==\s*(1\d|2[0-3])\.", re.M)
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(.*)$", re.S)
 # what pip says when a requirement does not install, the package named first
