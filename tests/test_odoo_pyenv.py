@@ -61,8 +61,7 @@ def test_pip_s_failure_names_the_package():
 def test_an_old_gevent_gets_the_zope_interface_it_works_with(tmp_path):
     """gevent < 24 (Odoo 16.0 to 18.0 below Python 3.12) dies at start with
     zope.interface 7+ or zope.event 5.1+ and a virtualenv's own setuptools:
-    prefork mode's
-    gevent process (workers, /websocket) would never come up."""
+    prefork mode's gevent process (workers, /websocket) would never come up."""
     (tmp_path / "odoo").mkdir()
     (tmp_path / "odoo" / "requirements.txt").write_text(
         "gevent==22.10.2 ; sys_platform != 'win32' and python_version > '3.10' and python_version < '3.12'\n")
