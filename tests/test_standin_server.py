@@ -345,10 +345,12 @@ def test_db_filter_chooses_the_database_by_host(odoo, fresh, dbs, tmp_path):
 # --- the stand-in's own -----------------------------------------------------------------------------------
 
 
+# these run on the stand-in alone (the `odoo` fixture's first param), never on a real tree
+STANDIN_ONLY = pytest.mark.parametrize("odoo", [None], indirect=True, ids=["standin"])
+
+
 @pytest.fixture()
 def standin(odoo):
-    if not odoo.standin:
-        pytest.skip("the stand-in's own behaviour")
     return odoo
 
 
@@ -363,6 +365,7 @@ def frame(opcode: int, payload: bytes, fin: bool = True, mask: bool = True) -> b
     return head + bytes([size[0] | 0x80]) + size[1:] + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
+@STANDIN_ONLY
 def test_the_standin_echoes_on_its_websocket(standin, fresh, dbs, tmp_path):
     db = dbs.clone(standin, fresh.db, "echo")
     with serve(standin, db, tmp_path) as served:
@@ -396,6 +399,7 @@ def test_the_standin_echoes_on_its_websocket(standin, fresh, dbs, tmp_path):
             assert answer[0] == 0x88 and struct.unpack("!H", answer[2:4])[0] == 1002
 
 
+@STANDIN_ONLY
 def test_whoami_says_what_the_request_looks_like_after_proxy_mode(standin, fresh, dbs, tmp_path):
     db = dbs.clone(standin, fresh.db, "whoami")
     with serve(standin, db, tmp_path, "--proxy-mode", "--workers", "1") as served:
@@ -411,6 +415,7 @@ def test_whoami_says_what_the_request_looks_like_after_proxy_mode(standin, fresh
             "listener": "gevent"}
 
 
+@STANDIN_ONLY
 def test_standin_exit_crashes_the_server_at_once(standin, fresh, dbs, tmp_path):
     db = dbs.clone(standin, fresh.db, "crash")
     with serve(standin, db, tmp_path) as served:
@@ -422,6 +427,7 @@ def test_standin_exit_crashes_the_server_at_once(standin, fresh, dbs, tmp_path):
     assert "Initiating shutdown" not in served.texts()
 
 
+@STANDIN_ONLY
 def test_the_longpolling_port_is_the_gevent_port_s_old_name(standin, fresh, dbs, tmp_path):
     db = dbs.clone(standin, fresh.db, "longpolling")
     port = free_port()
