@@ -9,6 +9,7 @@ import asyncio
 import re
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -214,15 +215,18 @@ def test_no_request_is_refused_while_a_new_build_swaps_in(settings, odoo_project
     odoo_runner()
     base = serve_api()
     serving(settings, finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))["id"])
-    answers: list[int] = []
+    answers: list[int | str] = []
     done = threading.Event()
 
     def hammer():
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=10) as client:
             port = base.rsplit(":", 1)[1]
             while not done.is_set():
-                answers.append(client.get(f"{base}/web/health",
-                                          headers={"Host": f"feature-shop-acme.localhost:{port}"}).status_code)
+                try:
+                    answers.append(client.get(f"{base}/web/health",
+                                              headers={"Host": f"feature-shop-acme.localhost:{port}"}).status_code)
+                except httpx.HTTPError as exc:  # refused, cut off, or no answer in time: all count against it
+                    answers.append(type(exc).__name__)
     worker = threading.Thread(target=hammer)
     worker.start()
     try:
@@ -235,7 +239,7 @@ def test_no_request_is_refused_while_a_new_build_swaps_in(settings, odoo_project
     finally:
         done.set()
         worker.join()
-    assert len(answers) > 20 and set(answers) == {200}, sorted(set(answers))
+    assert len(answers) > 20 and set(answers) == {200}, Counter(answers)
 
 
 def test_a_server_that_keeps_dying_is_restarted_then_crashed(settings, odoo_project, odoo_runner, odoo_source):

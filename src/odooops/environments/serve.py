@@ -16,7 +16,6 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +57,7 @@ class Server:
     exited: asyncio.Future
     address: str
     websocket: str | None
-    closers: list[Callable] = field(default_factory=list)
+    sockets: Path
     exposed: list[bridge.Exposed] = field(default_factory=list)
 
 
@@ -193,15 +192,13 @@ class ServePipeline(BuildPipeline):
         process = await self.executor.start(command, self.job.sink.lines)
         self.job.current = process
         started = Server(process, asyncio.ensure_future(process.wait()), f"{self.address}:{port}",
-                         f"{self.address}:{gevent}" if workers else None)
-        started.closers.append(lambda: asyncio.to_thread(shutil.rmtree, sockets, True))
+                         f"{self.address}:{gevent}" if workers else None, sockets)
         if self.sandboxed:
             try:
                 exposed = {name: await bridge.expose(sockets / f"{name}.sock", self.address) for name in ports}
             except OSError:
                 await self._stop(started)
                 raise
-            started.closers[:0] = [e.close for e in exposed.values()]
             started.exposed = list(exposed.values())
             started.address = f"{self.address}:{exposed['http'].port}"
             started.websocket = f"{self.address}:{exposed['ws'].port}" if "ws" in exposed else None
@@ -268,11 +265,14 @@ class ServePipeline(BuildPipeline):
         return "pass", None
 
     async def _stop(self, server: Server) -> None:
+        # its ports first: the router then goes to the new server at once, and
+        # no request waits on one that is going (a refused or cut connection it retries)
+        for exposed in server.exposed:
+            await exposed.close()
         if not server.exited.done():
             server.process.kill()
             await asyncio.wait({server.exited}, timeout=STOP_SECONDS)
-        for close in server.closers:
-            await close()
+        await asyncio.to_thread(shutil.rmtree, server.sockets, True)
         self.job.current = None
 
     async def _report(self, **values: object) -> None:
