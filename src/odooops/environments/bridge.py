@@ -47,9 +47,11 @@ STOPS = (signal.SIGTERM, signal.SIGINT)
 BACKLOG = 1024  # a burst of browsers, each opening several connections
 
 
-def inner_argv(python: str, forwards: dict[Path, int], argv: list[str]) -> list[str]:
-    """The command line that runs `argv` behind the bridge, under `python`."""
+def inner_argv(python: str, forwards: dict[Path, int], argv: list[str], wait: float | None = None) -> list[str]:
+    """The command line that runs `argv` behind the bridge, under `python`;
+    `wait`: how long a connection waits for the port to be listened on."""
     options = [f"--forward={path}={port}" for path, port in sorted(forwards.items())]
+    options += [f"--wait={wait:g}"] if wait is not None else []
     return [python, "-I", "-S", SCRIPT, *options, "--", *argv]
 
 

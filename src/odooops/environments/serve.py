@@ -177,7 +177,10 @@ class ServePipeline(BuildPipeline):
         sockets = Path(tempfile.mkdtemp(prefix="odooops-serve-"))
         ports = {"http": port, **({"ws": gevent} if workers else {})}
         if self.sandboxed:
-            argv = bridge.inner_argv(str(python), {sockets / f"{name}.sock": p for name, p in ports.items()}, argv)
+            # a connection never waits long for a listener: the health checks wait for Odoo's start,
+            # and one to a server going away is better cut, which the router retries elsewhere
+            argv = bridge.inner_argv(str(python), {sockets / f"{name}.sock": p for name, p in ports.items()}, argv,
+                                     wait=1.0)
         self.say("$ " + " ".join(invocation.argv(python)[1:]))
         memory = int(settings.get("environment_memory_mb", MEMORY_MB)) * 1024 * 1024
         # the code read-only: only the filestore, sessions and the bridge's sockets are writable
