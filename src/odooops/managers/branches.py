@@ -51,6 +51,9 @@ BRANCH_SETTINGS = {
                                                        and all(isinstance(m, str) and MODULE.match(m) for m in v))),
     "odoo_test_tags": ("odoo-bin's --test-tags for the build (default: the modules under test)",
                        lambda v: isinstance(v, str) and 0 < len(v) <= 2000),
+    "staging_data": ("what a staging build starts from: \"production\" (a fresh neutralized copy of "
+                     "production, the default) or \"previous\" (the branch's previous database, updated)",
+                     lambda v: v in ("production", "previous")),
 }
 
 

@@ -45,6 +45,17 @@ SETTINGS = {
                               lambda v: isinstance(v, int) and 512 <= v <= 262144),
     "connect_as_production": ("project admins may also \"Connect as\" an Odoo user on production",
                               lambda v: isinstance(v, bool)),
+    "update_modules": ("which modules a production or staging update updates: \"version\" (those whose "
+                       "manifest version rose, Odoo.sh's rule) or \"checksum\" (those whose files changed, "
+                       "click-odoo-update's rule)", lambda v: v in ("version", "checksum")),
+    "update_copy_days": ("days a production update's pre-update copy is kept (1 to 365; default 7)",
+                         lambda v: isinstance(v, int) and 1 <= v <= 365),
+    "neutralization_sql": ("the project's own SQL, run after OdooOps' neutralization of every staging copy",
+                           lambda v: _text(v, 100_000)),
+    "max_tables": ("the most tables and sequences a database may have (default 10000, Odoo.sh's ceiling)",
+                   lambda v: isinstance(v, int) and 100 <= v <= 1_000_000),
+    "allow_smtp_port_25": ("an outgoing mail server may use port 25 (refused by default)",
+                           lambda v: isinstance(v, bool)),
 }
 SECRET_KEYS = {"secret_env"}
 
