@@ -46,6 +46,8 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("odooops", appauthor=False))
 
 
+MAIL_MAX_BYTES = 25 * 1024 * 1024
+
 # Every setting, with its default and meaning; a test holds docs/configuration.md to this list.
 DOCUMENTED = [
     ("ODOOOPS_DATA_DIR", "<user data dir>/odooops",
@@ -120,6 +122,11 @@ DOCUMENTED = [
     ("ODOOOPS_RETRY_BASE_SECONDS", "5",
      "Backoff before the first retry of a run whose worker was lost; doubles each attempt."),
     ("ODOOOPS_RETRY_CAP_SECONDS", "300", "Longest backoff between retries."),
+    ("ODOOOPS_MAIL_CATCHER_ADDRESS", "127.0.0.1:8625",
+     "HOST:PORT the mail catcher (SMTP) listens on, where non-production environments send their mail; "
+     "loopback by default, as it takes AUTH without TLS."),
+    ("ODOOOPS_MAIL_RETENTION_DAYS", "30", "Caught mails older than this many days are pruned, with their .eml files."),
+    ("ODOOOPS_MAIL_MAX_BYTES", "26214400", "Largest mail the catcher takes (25 MiB); a bigger one is refused (552)."),
 ]
 
 
@@ -157,6 +164,9 @@ class Settings:
     odoo_requirement_substitutes: str = "psycopg2=psycopg2-binary,python-ldap="
     odoo_python: str = ""
     template_max_age_days: int = 14
+    mail_catcher_address: str = "127.0.0.1:8625"
+    mail_retention_days: int = 30
+    mail_max_bytes: int = MAIL_MAX_BYTES
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -196,6 +206,9 @@ class Settings:
                                                  "psycopg2=psycopg2-binary,python-ldap="),
             odoo_python=env.get("ODOOOPS_ODOO_PYTHON", ""),
             template_max_age_days=_number(env, "ODOOOPS_TEMPLATE_MAX_AGE_DAYS", 14, int),
+            mail_catcher_address=_address(env, "ODOOOPS_MAIL_CATCHER_ADDRESS", "127.0.0.1:8625"),
+            mail_retention_days=_number(env, "ODOOOPS_MAIL_RETENTION_DAYS", 30, int),
+            mail_max_bytes=_number(env, "ODOOOPS_MAIL_MAX_BYTES", MAIL_MAX_BYTES, int),
         )
 
     def with_overrides(self, **values: Any) -> Settings:
@@ -215,6 +228,21 @@ def _number(env, name: str, default, kind, minimum=None):
     if value is None or value < low or (minimum is None and value == 0):
         raise InvalidInput(f"{name} must be a {'positive ' if minimum is None else ''}number, not {raw!r}")
     return value
+
+
+def host_port(raw: str, name: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets) as a host and a port number."""
+    host, sep, port = raw.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInput(f"{name} is HOST:PORT, such as 127.0.0.1:8625, not {raw!r}")
+    return host, int(port)
+
+
+def _address(env, name: str, default: str) -> str:
+    raw = env.get(name) or default
+    host_port(raw, name)
+    return raw.strip()
 
 
 DOMAIN = re.compile(r"^(?=.{1,190}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
