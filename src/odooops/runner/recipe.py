@@ -13,6 +13,7 @@ from pathlib import Path
 
 from odooops.errors import InvalidInput
 from odooops.odoo.odoobin import check_extra
+from odooops.odoo.policy import system_package_tool
 
 RECIPE_FILE = ".odooops.toml"
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -122,6 +123,11 @@ def _phase(index: int, raw: object) -> Phase:
         raise InvalidInput(f"{where} ({name}) needs a command: a string for the shell, or a list of arguments")
     if sum(map(len, argv[2:] if isinstance(command, str) else argv)) > MAX_COMMAND:
         raise InvalidInput(f"{where} ({name}): the command is too long (at most {MAX_COMMAND} characters)")
+    tool = system_package_tool(argv)
+    if tool is not None:
+        # a policy, not the boundary: a build runs sandboxed, without root, so apt would fail anyway
+        raise InvalidInput(f"{where} ({name}) runs {tool}: system packages cannot be installed in a build; use a "
+                           "phase that installs Python requirements, or add the package to the runner's image")
     env = raw.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
         raise InvalidInput(f"{where} ({name}): env is a table of strings")
