@@ -175,3 +175,39 @@ def test_credentials_are_derived_from_the_server_key(world):
     assert login == f"env-{env}" and password == mail.credentials(KEY, str(env))[1]
     assert password != mail.credentials(Secret("other"), env)[1]
     assert mail.checked(KEY, login, password) == env and mail.checked(KEY, login, password + "x") is None
+
+
+# for the API's, the console's and the tenancy's tests
+
+
+def an_environment(owner_db: str, project: str, branch: str) -> dict:
+    """An environment row for a branch of `project` (its slug), as a build would leave."""
+    with owner_conn(owner_db) as conn:
+        return conn.execute(
+            "insert into ops.environments (project_id, branch_id, label, status) "
+            "select b.project_id, b.id, b.name || '-' || p.slug, 'running' from ops.branches b "
+            "join ops.projects p on p.id = b.project_id where p.slug = %s and b.name = %s returning *",
+            (project, branch)).fetchone()
+
+
+def catch(settings, environment_id, *raws: bytes) -> list[dict]:
+    """The mails sent with the environment's credentials, as the catcher recorded them."""
+    settings = settings.with_overrides(mail_catcher_address=f"127.0.0.1:{free_port()}")
+    with_catcher(settings, lambda c: [send(c, *mail.credentials(KEY, environment_id), raw) for raw in raws])
+    with owner_conn(settings.database_url.reveal()) as conn:
+        return conn.execute("select * from ops.mail_events where environment_id = %s order by id",
+                            (environment_id,)).fetchall()[-len(raws):]
+
+
+HTML_MAIL = (b"From: shop@acme.test\r\nTo: customer@example.test\r\nSubject: Welcome to the shop\r\n"
+             b"Message-Id: <welcome@acme.test>\r\nMIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=b1\r\n\r\n"
+             b"--b1\r\nContent-Type: multipart/alternative; boundary=b2\r\n\r\n"
+             b"--b2\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nWelcome, dear customer.\r\n"
+             b"--b2\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+             b"<p onclick=\"steal()\">Welcome, <b>dear customer</b>.<script>steal()</script>"
+             b"<a href=\"javascript:steal()\">click</a><img src=\"https://tracker.example.test/open.gif\"></p>\r\n"
+             b"--b2--\r\n"
+             b"--b1\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=\"prices.csv\"\r\n\r\n"
+             b"product,price\r\nchair,12\r\n"
+             b"--b1--\r\n")
