@@ -7,11 +7,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from odooops.console import branches, builds, environments, first_run, logs, pages, queue, settings
+from odooops.console import branches, builds, environments, first_run, logs, mails, pages, queue, settings
 from odooops.console.render import HERE, content_security_policy, error_page
 from odooops.console.session import SignInRequired
 
-ROUTERS = (pages, first_run, branches, builds, environments, logs, queue, settings)
+ROUTERS = (pages, first_run, branches, builds, environments, mails, logs, queue, settings)
 # Every page's, unless it says otherwise (see content_security_policy).
 PAGE_HEADERS = {
     "Content-Security-Policy": content_security_policy(),
