@@ -5,13 +5,19 @@ caught, stored whole and attributed; anything else is refused."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import smtplib
+import subprocess
+import sys
+import types
 from email import policy
 from email.message import EmailMessage
 from uuid import uuid4
 
+import httpx
 import pytest
-from conftest import free_port, owner_conn
+from conftest import free_port, owner_conn, process_env
+from helpers import wait_until
 from world import seed
 
 from odooops import mail, runtime
@@ -211,3 +217,43 @@ HTML_MAIL = (b"From: shop@acme.test\r\nTo: customer@example.test\r\nSubject: Wel
              b"--b1\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=\"prices.csv\"\r\n\r\n"
              b"product,price\r\nchair,12\r\n"
              b"--b1--\r\n")
+
+
+def smtp_ready(host: str, port: int) -> bool:
+    try:
+        with smtplib.SMTP(host, port, timeout=2) as smtp:
+            return smtp.noop()[0] == 250
+    except OSError:
+        return False
+
+
+def test_odooops_mail_catcher_runs_the_catcher_alone_until_a_signal(owner_db, world, settings):
+    port = free_port()
+    log = settings.data_dir.parent / "mail-catcher.log"
+    with log.open("w") as output:
+        proc = subprocess.Popen([sys.executable, "-m", "odooops", "mail-catcher", "--address", f"127.0.0.1:{port}"],
+                                env=process_env(settings, ODOOOPS_SECRET_KEY=KEY.reveal()),
+                                stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: smtp_ready("127.0.0.1", port) or proc.poll() is not None, 30, "the catcher")
+        assert proc.poll() is None, log.read_text()
+        env = environments(owner_db)["staging"]
+        catcher = types.SimpleNamespace(host="127.0.0.1", port=port)
+        send(catcher, *mail.credentials(KEY, env["id"]), b"Subject: alone\r\n\r\nhi\r\n")
+        assert [r["subject"] for r in mails(owner_db)] == ["alone"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log.read_text()
+    assert f"SMTP on 127.0.0.1:{port}" in log.read_text() and "stopped the mail catcher" in log.read_text()
+
+
+def test_serve_runs_a_catcher_beside_the_http_server(owner_db, world, settings, serve_api):
+    port = free_port()
+    serve_api({"ODOOOPS_MAIL_CATCHER_ADDRESS": f"127.0.0.1:{port}", "ODOOOPS_SECRET_KEY": KEY.reveal()})
+    env = environments(owner_db)["development"]
+    send(types.SimpleNamespace(host="127.0.0.1", port=port), *mail.credentials(KEY, env["id"]),
+         b"Subject: served\r\n\r\nhi\r\n")
+    assert [r["subject"] for r in mails(owner_db)] == ["served"]
+    # a second control plane process on this host finds the port taken: it says so and serves on
+    log_of_second = serve_api({"ODOOOPS_MAIL_CATCHER_ADDRESS": f"127.0.0.1:{port}"})
+    assert httpx.get(f"{log_of_second}/healthz").status_code == 200

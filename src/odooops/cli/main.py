@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from odooops import __version__
-from odooops.cli import admin, db, environments, hooks, metrics, remote, runner, serve, tests, up, users
+from odooops.cli import admin, db, environments, hooks, mail, metrics, remote, runner, serve, tests, up, users
 from odooops.cli.context import err, set_settings
 from odooops.errors import OpsError
 from odooops.settings import Secret, Settings
@@ -65,6 +65,7 @@ app.command("logs")(admin.logs)
 app.command("up")(up.up)
 app.command("runner")(runner.runner)
 app.command("serve")(serve.serve)
+app.command("mail-catcher")(mail.mail_catcher)
 app.add_typer(serve.token_app, name="token")
 app.add_typer(hooks.app, name="hook")
 app.command("login")(remote.login)

@@ -12,6 +12,7 @@ import uvicorn
 
 from odooops import runtime
 from odooops.api import accesslog
+from odooops.cli import mail
 from odooops.cli.context import JsonFlag, ago, out, print_json, run, settings, table
 from odooops.db import Actor, Database
 from odooops.errors import InvalidInput
@@ -85,8 +86,10 @@ def serve(host: Host = None, port: Port = None, public: PublicUrl = None) -> Non
 
     async def main() -> None:
         await runtime.prepare(s)
-        async with runtime.database(s) as db:
+        async with runtime.database(s) as db, mail.alongside(s, db) as catcher:
             await announce(s, db)
+            if catcher is not None:
+                say(f"  mail catcher: SMTP on {catcher.host}:{catcher.port}")
             await server(s, db).serve()
 
     asyncio.run(main())

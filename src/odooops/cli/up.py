@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from odooops import __version__, demo, runtime
-from odooops.cli import serve
+from odooops.cli import mail, serve
 from odooops.cli.context import out
 from odooops.cli.runner import stop_on_signals
 from odooops.cli.serve import Host, Port, PublicUrl, say
@@ -18,6 +18,7 @@ from odooops.odoo import envdb
 from odooops.settings import Settings
 
 if TYPE_CHECKING:
+    from odooops.mail.catcher import Catcher
     from odooops.runner.worker import Runner
 
 
@@ -53,16 +54,17 @@ async def _serve(s: Settings, demo_project: bool) -> None:
         worker = runtime.runner(s, db)
         http = serve.server(s, db, own_signals=False)
         http_task = asyncio.create_task(http.serve())
-        await _banner(s, db, worker)
-        try:
-            await worker.run(stop_on_signals(worker))
-            out.print("stopped the runner")
-        finally:
-            http.should_exit = True
-            await http_task
+        async with mail.alongside(s, db) as catcher:
+            await _banner(s, db, worker, catcher)
+            try:
+                await worker.run(stop_on_signals(worker))
+                out.print("stopped the runner")
+            finally:
+                http.should_exit = True
+                await http_task
 
 
-async def _banner(s: Settings, db: Database, worker: Runner) -> None:
+async def _banner(s: Settings, db: Database, worker: Runner, catcher: Catcher | None) -> None:
     """What is up, where to open it, and how to stop it."""
     kind = "external" if s.database_url else f"embedded in {s.data_dir}"
     projects = await Projects(db, Actor.service()).list_all()
@@ -72,6 +74,8 @@ async def _banner(s: Settings, db: Database, worker: Runner) -> None:
     sandboxed = ", sandboxed" if getattr(worker.executor, "sandboxed", False) else ""
     say(f"  runner: {s.runner_concurrency} slot(s) for {', '.join(s.runner_kinds)} runs "
         f"({worker.executor.name} executor{sandboxed})")
+    if catcher is not None:
+        say(f"  mail catcher: SMTP on {catcher.host}:{catcher.port}, for non-production environments' mail")
     say("  database: [bold]odooops db url[/] prints its address for psql and other tools "
         "(keep it to yourself: the password is in it)")
     say("  Press Ctrl-C to stop.")

@@ -61,6 +61,12 @@ def keep(store: ArtifactStore, raw: bytes) -> str:
         os.unlink(tmp)
 
 
+class ListenFailed(OpsError):
+    """The mail catcher cannot listen on its address."""
+
+    code = "mail_catcher_address"
+
+
 class Handler:
     """aiosmtpd's handler: the AUTH mechanisms' database check, and DATA."""
 
@@ -136,7 +142,11 @@ class Catcher:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self.host, self.port)
+        try:
+            self._server = await loop.create_server(self._protocol, self.host, self.port)
+        except OSError as exc:
+            raise ListenFailed(f"the mail catcher cannot listen on {self.host}:{self.port}: "
+                               f"{exc.strerror or exc} (ODOOOPS_MAIL_CATCHER_ADDRESS)") from exc
         self.port = self._server.sockets[0].getsockname()[1]  # the one given port 0
         self._pruning = asyncio.create_task(self._prune_often())
 

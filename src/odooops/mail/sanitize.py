@@ -91,7 +91,7 @@ def framed(html: str, *, remote: bool = False, inline: Mapping[str, str] | None 
     """A whole document for an `<iframe sandbox srcdoc>`: the sanitized mail
     under its own policy."""
     return ("<!doctype html><html><head><meta charset=\"utf-8\">"
-            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{escape(policy(remote), quote=False)}\">"  # no " in it
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{escape(policy(remote), quote=False)}\">"  # no "
             "<style>body{margin:.5rem;font-family:system-ui,sans-serif;color:#222;background:#fff}"
             "img{max-width:100%;height:auto}</style></head><body>"
             f"{sanitize(html, remote=remote, inline=inline)}</body></html>")
