@@ -23,10 +23,11 @@ Address = Annotated[str | None, typer.Option(
 
 
 def mail_catcher(address: Address = None) -> None:
-    """Run the mail catcher alone, until Ctrl-C: an SMTP server that keeps
-    every mail non-production environments send, attributed by their
-    credentials (for a host other than the control plane's; `up` and
-    `serve` run one themselves)."""
+    """Run the mail catcher alone, until Ctrl-C.
+
+    An SMTP server that keeps every mail non-production environments send,
+    attributed by their credentials: for a host other than the control
+    plane's (`up` and `serve` run one themselves)."""
     if address is not None:
         host_port(address, "--address")
     s = settings().with_overrides(mail_catcher_address=address)
