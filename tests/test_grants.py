@@ -59,6 +59,7 @@ AUTHENTICATED = {
     "ops.create_connect_token(uuid,text,bytea,integer)":
         "project admins; production only where the project allows it",
     "ops.environment_connections(uuid,integer)": "definer, project admins: who connected as whom",
+    "ops.refresh_snapshot(uuid)": "those who may operate production: a new snapshot pauses it a few seconds",
     "ops.rotate_hook(uuid)": "project admins",
     "ops.archive_branch(uuid)": "project admins",
     "ops.archive_project(uuid)": "project owners",

@@ -174,7 +174,9 @@ def odoo_runner(settings, odoo_project, odoo_cache):
     envdb.stop(settings)
 
 
-def build(settings, branch: str = "main") -> int:
+def build(settings, branch: str = "feature") -> int:
+    """A build of the branch: by default `feature`, a development branch
+    (fresh database, demo data, tests); `main` is production (test_stages.py)."""
     return call(settings, lambda db: Runs(db, SERVICE).trigger_build("acme/shop", branch))["id"]
 
 
@@ -334,10 +336,10 @@ def test_recipe_phases_around_odoo_and_a_branch_role_reaches_only_its_database(s
     with owner_conn(settings.database_url.reveal()) as conn:
         conn.execute("update ops.projects set settings = settings || %s",
                      (Jsonb({"env": {"OTHER_DB": other, "CONTROL_PLANE": control}}),))
-    run = finished(settings, build(settings), 240)
+    run = finished(settings, build(settings, "main"), 240)  # production's first build: and a snapshot
     events = log_of(settings, run["id"])
     log = text(events)
-    assert phases(events) == ["checkout", "sources", "install", "lint", "database", "odoo", "probe"], log
+    assert phases(events) == ["checkout", "sources", "install", "lint", "database", "odoo", "snapshot", "probe"], log
     assert run["status"] == "succeeded", log
     assert log.count("refused:") == 2, log
     assert f"permission denied for database \"{other}\"" in log or "not have CONNECT privilege" in log, log

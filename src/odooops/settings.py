@@ -95,7 +95,7 @@ DOCUMENTED = [
     ("ODOOOPS_FORWARDED_ALLOW_IPS", "127.0.0.1",
      "Proxies whose X-Forwarded-For/-Proto headers are believed (comma-separated addresses, or *)."),
     ("ODOOOPS_RUNNER_CONCURRENCY", "2", "How many runs one runner executes at once."),
-    ("ODOOOPS_RUNNER_KINDS", "build,cleanup,serve",
+    ("ODOOOPS_RUNNER_KINDS", "build,cleanup,serve,snapshot",
      "Comma-separated kinds of run a runner claims (cleanup: an archived branch's Odoo databases dropped; "
      "serve: the environments' Odoo servers)."),
     ("ODOOOPS_RUNNER_HOST", "(this host's name)",
@@ -147,7 +147,7 @@ class Settings:
     secure_cookies: str = "auto"
     forwarded_allow_ips: str = "127.0.0.1"
     runner_concurrency: int = 2
-    runner_kinds: tuple[str, ...] = ("build", "cleanup", "serve")
+    runner_kinds: tuple[str, ...] = ("build", "cleanup", "serve", "snapshot")
     runner_host: str = field(default_factory=socket.gethostname)
     runner_address: str = "127.0.0.1"
     environment_domain: str = "localhost"
@@ -187,7 +187,8 @@ class Settings:
             secure_cookies=_choice(env, "ODOOOPS_SECURE_COOKIES", ("auto", "always", "never")),
             forwarded_allow_ips=env.get("ODOOOPS_FORWARDED_ALLOW_IPS") or "127.0.0.1",
             runner_concurrency=_number(env, "ODOOOPS_RUNNER_CONCURRENCY", 2, int),
-            runner_kinds=tuple(k.strip() for k in env.get("ODOOOPS_RUNNER_KINDS", "build,cleanup,serve").split(",")
+            runner_kinds=tuple(k.strip() for k in env.get("ODOOOPS_RUNNER_KINDS",
+                                                          "build,cleanup,serve,snapshot").split(",")
                                if k.strip()),
             runner_host=env.get("ODOOOPS_RUNNER_HOST") or socket.gethostname(),
             runner_address=env.get("ODOOOPS_RUNNER_ADDRESS") or "127.0.0.1",

@@ -5,15 +5,18 @@ Inside the sandbox the bridge runs as a script, under whatever Python runs
 Odoo (3.8 or later), so this file is the standard library only and its syntax
 that of 3.8:
 
-    python -I -S bridge.py --forward SOCKET=PORT [--forward ...] -- ODOO-ARGV...
+    python -I -S bridge.py --forward SOCKET=PORT [--forward ...] [--reach PORT=SOCKET ...] -- ODOO-ARGV...
 
 It listens on each unix socket (in a directory bound into the sandbox) and
 forwards each connection to 127.0.0.1:PORT in the sandbox's own network
 namespace; it starts ODOO-ARGV as its child, whose output is the log, passes
 SIGTERM and SIGINT on to it, and exits as it did, its sockets removed.
+`--reach` goes the other way: 127.0.0.1:PORT inside, each connection
+forwarded to a unix socket a server outside listens on (the mail catcher's).
 
 Outside, in the runner, `expose` listens on TCP and forwards each connection
-to such a socket: that is the `host:port` the router (or nginx) proxies to.
+to such a socket: that is the `host:port` the router (or nginx) proxies to;
+`reach` listens on a unix socket and forwards to a TCP address outside.
 """
 
 from __future__ import annotations
@@ -47,10 +50,13 @@ STOPS = (signal.SIGTERM, signal.SIGINT)
 BACKLOG = 1024  # a burst of browsers, each opening several connections
 
 
-def inner_argv(python: str, forwards: dict[Path, int], argv: list[str], wait: float | None = None) -> list[str]:
+def inner_argv(python: str, forwards: dict[Path, int], argv: list[str], wait: float | None = None,
+               reaches: dict[int, Path] | None = None) -> list[str]:
     """The command line that runs `argv` behind the bridge, under `python`;
-    `wait`: how long a connection waits for the port to be listened on."""
+    `wait`: how long a connection waits for the port to be listened on;
+    `reaches`: loopback ports inside forwarded to unix sockets outside."""
     options = [f"--forward={path}={port}" for path, port in sorted(forwards.items())]
+    options += [f"--reach={port}={path}" for port, path in sorted((reaches or {}).items())]
     options += [f"--wait={wait:g}"] if wait is not None else []
     return [python, "-I", "-S", SCRIPT, *options, "--", *argv]
 
@@ -131,8 +137,10 @@ def check_socket_path(path: Path) -> None:
 class Bridge:
     """Unix sockets forwarded to loopback ports, for as long as the child runs."""
 
-    def __init__(self, forwards: list[tuple[Path, int]], argv: list[str], wait: float):
+    def __init__(self, forwards: list[tuple[Path, int]], argv: list[str], wait: float,
+                 reaches: list[tuple[Path, int]] | None = None):
         self.forwards = forwards
+        self.reaches = reaches or []
         self.argv = argv
         self.wait = wait
         self.child: asyncio.subprocess.Process | None = None
@@ -150,6 +158,9 @@ class Bridge:
                 _remove_stale(path)
                 servers.append(await asyncio.start_unix_server(
                     partial(self._forward, port), path=str(path), limit=CHUNK, backlog=BACKLOG))
+            for path, port in self.reaches:
+                servers.append(await asyncio.start_server(partial(self._reach, path), "127.0.0.1", port,
+                                                          limit=CHUNK, backlog=BACKLOG))
             if self.stopped is not None:
                 return 128 + self.stopped
             try:
@@ -170,6 +181,18 @@ class Bridge:
             await asyncio.gather(*self.connections, return_exceptions=True)
             for path, _ in self.forwards[:len(servers)]:
                 _remove_stale(path)
+
+    async def _reach(self, path: Path, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            _tune(writer)
+            outside = await _connect(partial(asyncio.open_unix_connection, str(path), limit=CHUNK), 0.0)
+            if outside is None:
+                writer.close()
+                return
+            await splice((reader, writer), outside)
+        except asyncio.CancelledError:
+            if not self.closing:
+                raise
 
     def _stop(self, signum: int) -> None:
         if self.child is None:
@@ -225,24 +248,32 @@ def _forward_option(value: str) -> tuple[Path, int]:
     return Path(path), int(port)
 
 
-def parse(args: list[str]) -> tuple[list[tuple[Path, int]], list[str], float]:
+def _reach_option(value: str) -> tuple[Path, int]:
+    port, sep, path = value.partition("=")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not path:
+        raise argparse.ArgumentTypeError(f"{value!r} is not PORT=SOCKET")
+    return _forward_option(f"{path}={port}")
+
+
+def parse(args: list[str]) -> tuple[list[tuple[Path, int]], list[str], float, list[tuple[Path, int]]]:
     parser = argparse.ArgumentParser(prog="bridge.py", description="Forward unix sockets to loopback ports "
                                      "for as long as a command runs.", usage="%(prog)s --forward SOCKET=PORT "
                                      "[--forward SOCKET=PORT ...] [--wait SECONDS] -- ARGV...")
     parser.add_argument("--forward", action="append", type=_forward_option, required=True, metavar="SOCKET=PORT")
+    parser.add_argument("--reach", action="append", type=_reach_option, default=[], metavar="PORT=SOCKET")
     parser.add_argument("--wait", type=float, default=INNER_WAIT_SECONDS, metavar="SECONDS",
                         help="how long a connection waits for the port to be listened on")
     cut = args.index("--") if "--" in args else len(args)
     options, argv = parser.parse_args(args[:cut]), args[cut + 1:]
     if not argv:
         parser.error("no command to run after --")
-    return options.forward, argv, options.wait
+    return options.forward, argv, options.wait, options.reach
 
 
 def main(args: list[str]) -> int:
-    forwards, argv, wait = parse(args)
+    forwards, argv, wait, reaches = parse(args)
     try:
-        return asyncio.run(Bridge(forwards, argv, wait).run())
+        return asyncio.run(Bridge(forwards, argv, wait, reaches).run())
     except OSError as exc:  # a socket that cannot be listened on
         _say(f"{exc.filename or ''} {exc.strerror or exc}".strip())
         return 1
@@ -331,6 +362,38 @@ async def expose(socket_path: Path, host: str = "127.0.0.1", *, wait: float = OU
     exposed = Exposed(socket_path, wait)
     await exposed._listen(host)
     return exposed
+
+
+class Reached:
+    """A unix socket forwarding each connection to a TCP address outside."""
+
+    def __init__(self, server: asyncio.AbstractServer, path: Path):
+        self.server = server
+        self.path = path
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+        _remove_stale(self.path)
+
+
+async def reach(socket_path: Path, host: str, port: int) -> Reached:
+    """Listen on the unix socket at `socket_path` and forward each connection
+    to `host:port` (an inner bridge's --reach connects there)."""
+    check_socket_path(socket_path)
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            target = await asyncio.open_connection(host, port, limit=CHUNK)
+        except OSError:
+            writer.transport.abort()
+            return
+        _tune(target[1])
+        await splice((reader, writer), target)
+
+    _remove_stale(socket_path)
+    server = await asyncio.start_unix_server(forward, path=str(socket_path), limit=CHUNK, backlog=BACKLOG)
+    return Reached(server, socket_path)
 
 
 if __name__ == "__main__":

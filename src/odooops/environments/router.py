@@ -388,6 +388,8 @@ def status_page(host: str, route: Route | None) -> pages.Page:
         return pages.waking(route.branch)
     if route.status == "crashed":
         return pages.crashed(route.branch)
+    if route.status == "maintenance":
+        return pages.maintenance(route.branch)
     if route.status == "running":  # with no address: it is between two
         return pages.not_answering(route.branch)
     return pages.stopped(route.branch)

@@ -11,6 +11,7 @@ from html import escape
 
 Headers = list[tuple[bytes, bytes]]
 RETRY_SECONDS = 2
+MAINTENANCE_RETRY_SECONDS = 5
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">{refresh}
@@ -27,16 +28,16 @@ class Page:
     status: int
     title: str
     message: str
-    retry: bool = False  # a state that passes: the browser reloads, clients are told when to try again
+    retry: int = 0  # seconds; a state that passes: the browser reloads, clients are told when to try again
 
     def body(self) -> bytes:
-        refresh = f'\n<meta http-equiv="refresh" content="{RETRY_SECONDS}">' if self.retry else ""
+        refresh = f'\n<meta http-equiv="refresh" content="{self.retry}">' if self.retry else ""
         return TEMPLATE.format(refresh=refresh, title=escape(self.title), message=escape(self.message)).encode()
 
     def headers(self, length: int) -> Headers:
         headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(length).encode()),
                    (b"cache-control", b"no-store")]
-        return [*headers, (b"retry-after", str(RETRY_SECONDS).encode())] if self.retry else headers
+        return [*headers, (b"retry-after", str(self.retry).encode())] if self.retry else headers
 
 
 def no_environment(host: str) -> Page:
@@ -45,12 +46,17 @@ def no_environment(host: str) -> Page:
 
 def lookup_failed(host: str) -> Page:
     return Page(503, f"{host} cannot be reached just now", "OdooOps could not look this address up. Try again "
-                "in a moment.", retry=True)
+                "in a moment.", retry=RETRY_SECONDS)
 
 
 def waking(branch: str) -> Page:
     return Page(503, f"Waking up {branch}…", "This environment was asleep and is starting; this page reloads "
-                "by itself.", retry=True)
+                "by itself.", retry=RETRY_SECONDS)
+
+
+def maintenance(branch: str) -> Page:
+    return Page(503, f"{branch} is being updated", "Its database is being updated, or copied for staging. It "
+                "will be back in a moment; this page reloads by itself.", retry=MAINTENANCE_RETRY_SECONDS)
 
 
 def stopped(branch: str) -> Page:

@@ -22,9 +22,10 @@ from pathlib import Path
 import httpx
 import psutil
 
+from odooops import mail
 from odooops.errors import InvalidInput
 from odooops.managers.environments import Environments
-from odooops.odoo import odoobin
+from odooops.odoo import neutralize, odoobin
 from odooops.odoo.build import OdooBuild, OdooHost, free_port
 from odooops.odoo.envdb import branch_data_dir, database_name, derived_password, role_name
 from odooops.runner import recipe as recipes
@@ -35,6 +36,7 @@ from odooops.settings import Secret
 from . import bridge
 
 HTTP_PORT, GEVENT_PORT = 8069, 8072  # inside the sandbox's own network: always free
+SMTP_PORT = 2525                     # the mail catcher, as a sandboxed Odoo reaches it
 CHECK_SECONDS = 5          # how often the environment is checked (health, idle, replaced)
 DEEP_CHECK_EVERY = 6       # every sixth check also asks for a page that needs the database
 START_SECONDS = 180        # a server not healthy by then is a death
@@ -59,16 +61,18 @@ class Server:
     websocket: str | None
     sockets: Path
     exposed: list[bridge.Exposed] = field(default_factory=list)
+    reached: bridge.Reached | None = None  # the mail catcher, from inside
 
 
 class ServePipeline(BuildPipeline):
     def __init__(self, job: Job, executor: Executor, data_dir: Path, odoo_host: OdooHost, cache: Path | None,
                  environments: Environments, *, address: str, idle_seconds: int, poke: asyncio.Event,
-                 repo_roots: tuple[Path, ...] = ()):
+                 repo_roots: tuple[Path, ...] = (), mail_catcher: tuple[str, int] | None = None):
         super().__init__(job, executor, data_dir, Limits(cpu_seconds=None), repo_roots=repo_roots,
                          odoo_host=odoo_host, cache=cache)
         self.environments = environments
         self.address = address
+        self.mail_catcher = mail_catcher
         self.idle_seconds = idle_seconds
         self.poke = poke
         self.sandboxed = bool(getattr(executor, "sandboxed", False))
@@ -114,7 +118,8 @@ class ServePipeline(BuildPipeline):
         server, _ = await self.host.ready()
         build.server = server
         role = role_name(run["org_slug"], run["project_slug"], run["branch_name"], run["branch_id"])
-        database = database_name(run["org_slug"], run["project_slug"], run["branch_name"], run["params"]["build_id"])
+        database = run["params"].get("database") or database_name(run["org_slug"], run["project_slug"],
+                                                                  run["branch_name"], run["params"]["build_id"])
         if database not in await server.list_databases(role):
             raise InvalidInput(f"the database of build {run['params']['build_id']} ({database}) is gone: "
                                "build the branch again")
@@ -130,6 +135,8 @@ class ServePipeline(BuildPipeline):
             if action != "died":
                 self.say({"replaced": "stopped: a newer build's server is healthy and serves now",
                           "stopped": "stopped, as asked",
+                          "maintenance": "stopped for maintenance: a build updates the database, or a "
+                                         "snapshot of it is taken",
                           "sleep": f"asleep: no request for {self.idle_seconds // 60} min; the next one wakes it"}
                          [action])
                 return 0
@@ -147,8 +154,24 @@ class ServePipeline(BuildPipeline):
             await self._report(status="starting", health="fail", detail=f"exited with code {code}", restarts=deaths)
             await asyncio.sleep(delay)
 
+    async def _catcher(self, build: OdooBuild) -> tuple[str, int] | None:
+        """Outside production, the environment's mail goes to the mail
+        catcher with its own credentials: written into its catcher mail
+        server (made if missing) before each start. Where the catcher is as
+        Odoo sees it: in the sandbox, the bridge's loopback port."""
+        run = self.job.run
+        if run.get("stage") == "production" or self.mail_catcher is None:
+            return None
+        host, port = ("127.0.0.1", SMTP_PORT) if self.sandboxed else self.mail_catcher
+        user, password = mail.credentials(self.host.secret_key, run["params"]["environment_id"])
+        conn = await neutralize.connect(build.role_conninfo())
+        async with conn:
+            await neutralize.ensure_catcher(conn, host, port, user, password)
+        return self.mail_catcher
+
     async def _start(self, build: OdooBuild, options: recipes.OdooOptions) -> Server:
         run, settings = self.job.run, self.job.run.get("project_settings") or {}
+        catcher = await self._catcher(build)
         workers = int(settings.get("environment_workers", 0))
         server = build._server()
         data_dir = branch_data_dir(server.data_dir, build.role)
@@ -180,7 +203,7 @@ class ServePipeline(BuildPipeline):
             # a connection never waits long for a listener: the health checks wait for Odoo's start,
             # and one to a server going away is better cut, which the router retries elsewhere
             argv = bridge.inner_argv(str(python), {sockets / f"{name}.sock": p for name, p in ports.items()}, argv,
-                                     wait=1.0)
+                                     wait=1.0, reaches={SMTP_PORT: sockets / "smtp.sock"} if catcher else None)
         self.say("$ " + " ".join(invocation.argv(python)[1:]))
         memory = int(settings.get("environment_memory_mb", MEMORY_MB)) * 1024 * 1024
         # the code read-only: only the filestore, sessions and the bridge's sockets are writable
@@ -199,6 +222,8 @@ class ServePipeline(BuildPipeline):
         if self.sandboxed:
             try:
                 exposed = {name: await bridge.expose(sockets / f"{name}.sock", self.address) for name in ports}
+                if catcher:
+                    started.reached = await bridge.reach(sockets / "smtp.sock", *catcher)
             except OSError:
                 await self._stop(started)
                 raise
@@ -272,6 +297,8 @@ class ServePipeline(BuildPipeline):
         # no request waits on one that is going (a refused or cut connection it retries)
         for exposed in server.exposed:
             await exposed.close()
+        if server.reached is not None:
+            await server.reached.close()
         if not server.exited.done():
             server.process.kill()
             await asyncio.wait({server.exited}, timeout=STOP_SECONDS)

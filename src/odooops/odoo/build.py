@@ -17,8 +17,9 @@ from typing import Protocol
 
 from odooops import repos
 from odooops.errors import InvalidInput
+from odooops.managers.updates import Updates
 from odooops.odoo import addons as graph
-from odooops.odoo import odoobin, pyenv, sources
+from odooops.odoo import odoobin, policy, pyenv, sources
 from odooops.odoo.envdb import EnvServer, branch_data_dir, database_name, role_name, role_password
 from odooops.odoo.odoolog import OdooLog, Verdict, junit_xml
 from odooops.odoo.templates import TemplateCache
@@ -40,6 +41,8 @@ class OdooHost:
     substitutes: dict[str, str]
     keep_templates: tuple[int, int] = (10, 14)  # how many, and for how many days unused
     pythons: dict[str, str] = field(default_factory=dict)  # Odoo version -> interpreter (ODOOOPS_ODOO_PYTHON)
+    updates: Updates | None = None  # production updates and copies, in the control plane
+    host_name: str = ""             # this runner's host (ODOOOPS_RUNNER_HOST): where copies are made
     _server: EnvServer | None = None
     _templates: TemplateCache | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -88,6 +91,7 @@ class OdooBuild:
     server: EnvServer | None = None
     record_sources: Record | None = None  # the revisions, to the control plane
     record_tests: Record | None = None    # the test results, likewise
+    record_database: Callable[[str], Awaitable[object]] | None = None  # the database made or updated
 
     @property
     def version(self) -> str:
@@ -144,6 +148,10 @@ class OdooBuild:
         graph.check(self.addons, self.targets, series=self.version)
         self.pipeline.say(f"modules under test: {', '.join(self.targets)}")
         self.pipeline.say("addons path: " + ", ".join(_shown(p, self.pipeline.src) for p in self.addons.paths))
+        drift = policy.addons_drift(policy.declared_addons_path(self.pipeline.src), self.addons.paths,
+                                    self.pipeline.src)
+        if drift is not None:
+            self.pipeline.say(f"policy {drift.gate}: {drift.message}", drift.level)
 
     async def _git(self, *args: str, env: dict[str, str] | None = None) -> int:
         command = self.pipeline.command(["git", *args], cwd=self.host.cache, env={**repos.GIT_ENV, **(env or {})},
@@ -203,10 +211,23 @@ class OdooBuild:
                 if dropped:
                     self.pipeline.say(f"dropped {len(dropped)} least recently used template(s)")
             await templates.clone(key, self.database, self.role, branch_data_dir(server.data_dir, self.role))
+        await self.use_database(server, self.database)
+        return 0
+
+    async def use_database(self, server: EnvServer, database: str) -> None:
+        """The build's database from now on: the later phases reach it as Odoo does."""
+        self.server, self.database = server, database
+        self.role = role_name(self.run["org_slug"], self.run["project_slug"], self.run["branch_name"],
+                              self.run["branch_id"])
         self.pipeline.say(f"database {self.database} (role {self.role})")
         self.pipeline.database_env = {**server.odoo_env(self.role, self._password()), "PGDATABASE": self.database}
         self.pipeline.database_binds = (server.sandbox_dir,) if server.sandbox_dir else ()
-        return 0
+        if self.record_database:
+            await self.record_database(database)
+
+    def role_conninfo(self) -> str:
+        """How OdooOps reaches the build's database as the branch's role (never as a superuser)."""
+        return self._server().role_conninfo(self.role, self._password(), self.database)
 
     def _addons(self) -> graph.Addons:
         if self.addons is None:
@@ -230,19 +251,30 @@ class OdooBuild:
 
     # odoo: install and test the modules
 
-    async def odoo(self) -> tuple[int, Verdict]:
+    async def odoo(self, *, install: list[str] | None = None,
+                   update: list[str] | None = None) -> tuple[int, Verdict]:
+        """Install (by default the modules under test) or update modules, with
+        their tests when the options say so."""
         data_dir = branch_data_dir(self._server().data_dir, self.role)
         tags = (self.options.test_tags or (self.run.get("branch_settings") or {}).get("odoo_test_tags")
                 or odoobin.scoped_tags(self.targets))
         invocation = odoobin.Invocation(self.version, self.odoo_tree, self.database, self._addons().paths, data_dir,
-                                        install=self.targets, demo=self.options.demo, tests=self.options.tests,
+                                        install=self.targets if install is None else install, update=update or [],
+                                        demo=self.options.demo, tests=self.options.tests,
                                         test_tags=tags if self.options.tests else None, http_port=free_port(),
                                         extra=self.options.options)
-        self.log = OdooLog()
+        self.log = OdooLog() if install is None and update is None else OdooLog(tests=False)
         code = await self._odoo_bin(invocation, self.role, self._password(), data_dir, self.log)
         verdict = self.log.verdict()
         await self._results()
         return code, verdict
+
+    async def neutralize(self) -> int:
+        """odoo-bin neutralize on the build's database (16.0+); its exit code."""
+        data_dir = branch_data_dir(self._server().data_dir, self.role)
+        invocation = odoobin.Invocation(self.version, self.odoo_tree, self.database, self._addons().paths, data_dir,
+                                        command="neutralize")
+        return await self._odoo_bin(invocation, self.role, self._password(), data_dir, OdooLog(tests=False))
 
     async def _odoo_bin(self, invocation: odoobin.Invocation, role: str, password: str, data_dir: Path,
                         log: OdooLog) -> int:

@@ -184,18 +184,25 @@ class EnvServer:
 
     async def hand_over(self, database: str, old: str, new: str) -> None:
         """Give `new` every object `old` owns in `database` (tables, sequences,
-        the public schema…) and clear `old` out of it. REASSIGN OWNED also moves
-        what `old` owns outside any database, so a role that owns a database or
-        a tablespace is refused: that would be given away too."""
-        conn = await self.connect()
-        async with conn:
-            row = await (await conn.execute(Q["shared_objects_of"], (old,))).fetchone()
-        if row is not None and row["owned"]:
-            raise InvalidInput(f"role {old} owns databases: REASSIGN OWNED would give them to {new}")
+        the public schema…). REASSIGN OWNED also moves what `old` owns outside
+        any database, so the databases `old` owns (a branch's: production's,
+        for a staging copy) are OdooOps' for the length of the transaction,
+        and `old` keeps them. A role that owns nothing else (a template's) is
+        also cleared out of `database` (DROP OWNED, which would otherwise
+        revoke its rights on its own databases)."""
         conn = await self.connect(database)
         async with conn:
-            await conn.execute(_sql("reassign_owned", old=sql.Identifier(old), new=sql.Identifier(new)))
-            await conn.execute(_sql("drop_owned", role=sql.Identifier(old)))
+            owned = [r["name"] for r in await (await conn.execute(Q["databases_of"], (old,))).fetchall()]
+            async with conn.transaction():
+                for name in owned:
+                    await conn.execute(_sql("alter_database_owner", database=sql.Identifier(name),
+                                            owner=sql.SQL("current_user")))
+                await conn.execute(_sql("reassign_owned", old=sql.Identifier(old), new=sql.Identifier(new)))
+                for name in owned:
+                    await conn.execute(_sql("alter_database_owner", database=sql.Identifier(name),
+                                            owner=sql.Identifier(old)))
+                if not owned:
+                    await conn.execute(_sql("drop_owned", role=sql.Identifier(old)))
 
     async def drop_database(self, name: str) -> bool:
         """Drop one of a branch's databases (its connections ended first) and

@@ -57,10 +57,8 @@ select d.datname as name
  where r.rolname = %s
  order by d.datname
 
--- name: shared_objects_of
-select (select count(*) from pg_database where datdba = r.oid)
-     + (select count(*) from pg_tablespace where spcowner = r.oid) as owned
-  from pg_roles r where r.rolname = %s
+-- name: alter_database_owner
+alter database {database} owner to {owner}
 
 -- name: drop_database
 drop database if exists {database} with (force)

@@ -49,14 +49,18 @@ class Invocation:
     gevent_port: int | None = None  # /websocket when workers > 0 (--longpolling-port before 16.0)
     proxy_mode: bool = False
     load: tuple[str, ...] = ()      # server-wide modules; Odoo's default is base,web
+    command: str | None = None      # a subcommand (neutralize): the database and paths only
 
     def argv(self, python: Path) -> list[str]:
         """The command line. The database's host, user and password are not on
         it: libpq reads them from the environment (PGHOST, PGUSER…), so the
         password stays out of the process list and the log."""
-        argv = [str(python), str(script(self.odoo)), "--database", self.database,
-                "--addons-path", ",".join(str(p) for p in self.addons_path), "--data-dir", str(self.data_dir),
-                f"--db-filter=^{self.database}$", "--no-database-list", f"--max-cron-threads={self.cron_threads}"]
+        argv = [str(python), str(script(self.odoo)), *((self.command,) if self.command else ()),
+                "--database", self.database,
+                "--addons-path", ",".join(str(p) for p in self.addons_path), "--data-dir", str(self.data_dir)]
+        if self.command:
+            return argv
+        argv += [f"--db-filter=^{self.database}$", "--no-database-list", f"--max-cron-threads={self.cron_threads}"]
         if self.install:
             argv += ["--init", ",".join(self.install)]
         if self.update:

@@ -143,8 +143,8 @@ class TemplateCache:
                 made = EnvDatabase(made.name, made.owner, data_dir, data_dir / "filestore" / made.name)
             try:
                 await self.server.hand_over(database, found.role, owner_role)
-                await self._new_identity(database)
-                await asyncio.to_thread(_link_tree, found.filestore, made.filestore)
+                await new_identity(self.server, database)
+                await asyncio.to_thread(link_tree, found.filestore, made.filestore)
             except BaseException:
                 await self.server.drop_database(database)
                 shutil.rmtree(made.filestore, ignore_errors=True)
@@ -239,15 +239,6 @@ class TemplateCache:
             await conn.execute(_sql("comment_template", database=db, comment=sql.Literal(json.dumps(record))))
         return self._template(name, record)
 
-    async def _new_identity(self, database: str) -> None:
-        """A copy is a database of its own to Odoo: its uuid and the secret it
-        signs sessions and tokens with are new, as Odoo's own duplicate makes them."""
-        conn = await self.server.connect(database)
-        async with conn:
-            row = await (await conn.execute(Q["has_parameters"])).fetchone()
-            if row and row["found"]:
-                await conn.execute(Q["new_identity"])
-
     async def _touch(self, name: str) -> None:
         conn = await self.server.connect()
         async with conn:
@@ -275,6 +266,16 @@ class TemplateCache:
         return Template(record["key"], name, tuple(record.get("modules") or ()), _when(record["created_at"]),
                         _when(record["last_used_at"]), int(record.get("size") or 0),
                         int(record.get("filestore_size") or 0), self._data_dir(name))
+
+
+async def new_identity(server: EnvServer, database: str) -> None:
+    """A copy is a database of its own to Odoo: its uuid and the secret it
+    signs sessions and tokens with are new, as Odoo's own duplicate makes them."""
+    conn = await server.connect(database)
+    async with conn:
+        row = await (await conn.execute(Q["has_parameters"])).fetchone()
+        if row and row["found"]:
+            await conn.execute(Q["new_identity"])
 
 
 def _sql(name: str, **parts: sql.Composable) -> sql.Composed:
@@ -310,7 +311,7 @@ def _freeze(folder: Path) -> int:
     return total
 
 
-def _link_tree(source: Path, target: Path) -> None:
+def link_tree(source: Path, target: Path) -> None:
     """`target` a copy of `source` whose files are hard links (copies across
     file systems, where links cannot go)."""
     def link(src: str, dst: str) -> None:
@@ -322,3 +323,6 @@ def _link_tree(source: Path, target: Path) -> None:
             shutil.copy2(src, dst)
 
     shutil.copytree(source, target, copy_function=link, dirs_exist_ok=True)
+
+
+_link_tree = link_tree  # the name bench/staging.py first used

@@ -21,6 +21,7 @@ from odooops.locks import locked
 from odooops.odoo.build import OdooBuild, OdooHost, Record
 from odooops.odoo.odoolog import Verdict
 from odooops.odoo.pyenv import PipWatch
+from odooops.odoo.stages import Stages, without_demo
 from odooops.runner import recipe as recipes
 from odooops.runner.executor import Command, Executor, Limits, Process
 from odooops.runner.logs import LogSink
@@ -121,18 +122,22 @@ class BuildPipeline:
         return Outcome("succeeded", result, exit_code=0)
 
     async def _odoo_build(self, recipe: recipes.Recipe, options: recipes.OdooOptions) -> Outcome:
-        """sources, install, [before-odoo phases], database, odoo, [after-odoo phases]."""
+        """sources, install, [before-odoo phases], then the stage's database
+        phases (development: database, odoo), [after-odoo phases]."""
         if self.odoo_host is None:
             self.job.sink.system("this runner has no environment database server for Odoo builds", "error")
             return Outcome("failed", "ko", "no Odoo host")
         build = OdooBuild(self, self.odoo_host, self.job.run, options)
         if self.recorders:
             build.record_sources, build.record_tests = self.recorders
+        updates = self.odoo_host.updates
+        if updates is not None:
+            build.record_database = functools.partial(updates.build_database, self.job.id, self.job.attempt)
         before = [p for p in recipe.phases if p.before_odoo]
-        after = [p for p in recipe.phases if not p.before_odoo]
+        after: list[tuple[str, PhaseFn]] = [(p.name, functools.partial(self._recipe_phase, p))
+                                            for p in recipe.phases if not p.before_odoo]
         steps: list[tuple[str, PhaseFn]] = [("sources", build.sources), ("install", build.install)]
         steps += [(p.name, functools.partial(self._recipe_phase, p)) for p in before]
-        steps += [("database", build.database_phase)]
         verdict: list[Verdict] = []
 
         async def odoo() -> int:
@@ -142,14 +147,57 @@ class BuildPipeline:
                                  {"ok": "info", "warn": "warning"}.get(judged.result, "error"))
             return code if judged.result != "ko" else (code or 1)
 
-        steps.append(("odoo", odoo))
-        names = [n for n, _ in steps] + [p.name for p in after]
+        if self.job.run.get("stage", "development") == "development" or updates is None:
+            steps += [("database", build.database_phase), ("odoo", odoo)]
+            return await self._steps(steps + after, None, verdict)
+        flow = Stages(build, updates, self.odoo_host.host_name, self.say, verdicts=verdict)
+        without_demo(build)
+        mode = await flow.mode()
+        self.say({"first": "production's first build: a new database without demo data",
+                  "copy": "staging: a fresh neutralized copy of production, then the update",
+                  "update": "an update in place, behind the maintenance page"}[mode])
+        if mode == "first":
+            steps += [("database", build.database_phase), ("odoo", odoo), ("snapshot", flow.snapshot), *after]
+        elif mode == "copy":
+            steps += [("database", flow.staging_copy), ("neutralize", flow.neutralize), ("odoo", flow.update), *after]
+        else:
+            steps += [("maintenance", flow.maintenance)]
+            steps += [("neutralize", flow.neutralize)] if self.job.run["stage"] == "staging" else []
+            steps += [("odoo", flow.update), *after, ("deploy", flow.deploy)]
+        return await self._steps(steps, flow if mode == "update" else None, verdict)
+
+    async def _steps(self, steps: list[tuple[str, PhaseFn]], flow: Stages | None, verdict: list[Verdict]) -> Outcome:
+        """The phases in order; the first that fails stops them. Once an
+        update's maintenance began, a failure (or an error) is reverted."""
+        names = [n for n, _ in steps]
         for i, (name, fn) in enumerate(steps):
-            if self.job.stop_after_phase and i:
+            began = flow is not None and flow.started > 0
+            if self.job.stop_after_phase and i and not began:
                 return self._stopped(None, names[i:])
-            if not await self._phase(name, fn):
+            try:
+                ok = await self._phase(name, fn)
+            except Exception as exc:
+                if flow is None or flow.started == 0:
+                    raise
+                self.say(f"{type(exc).__name__}: {exc}", "error")
+                ok, self._refusal = False, str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
+            if not ok:
+                if flow is not None and flow.started > 0:
+                    why = self._refusal or (verdict[0].reasons[0] if verdict and verdict[0].reasons
+                                            else f"phase {name} failed")
+                    self._refusal = await self._revert(flow, why)
                 return self._stopped(name, names[i + 1:], verdict[0] if verdict else None)
-        return await self._recipe_phases(after, verdict[0].result)
+        return Outcome("succeeded", verdict[0].result if verdict else "ok", exit_code=0)
+
+    async def _revert(self, flow: Stages, why: str) -> str:
+        said = [why]
+
+        async def revert() -> int:
+            said[0] = await flow.revert(why)
+            return 0
+
+        await self._phase("revert", revert)
+        return said[0]
 
     def _stopped(self, failed: str | None, skipped: list[str], verdict: Verdict | None = None) -> Outcome:
         for name in skipped:

@@ -20,7 +20,7 @@ from uuid import UUID
 
 import psycopg
 
-from odooops import __version__, repos, runtime
+from odooops import __version__, mail, repos, runtime
 from odooops.db import Actor, Database
 from odooops.environments.serve import ServePipeline
 from odooops.errors import DatabaseUnavailable, LeaseLost, NotFound, OpsError
@@ -28,7 +28,8 @@ from odooops.managers.environments import Environments
 from odooops.managers.events import Events
 from odooops.managers.project_secrets import ProjectSecrets
 from odooops.managers.queue import Queue
-from odooops.odoo import envdb, pyenv
+from odooops.managers.updates import Updates
+from odooops.odoo import envdb, pyenv, stages
 from odooops.odoo.build import OdooHost
 from odooops.odoo.sources import ENTERPRISE_TOKEN
 from odooops.runner.artifacts import ArtifactStore
@@ -63,6 +64,7 @@ class Runner:
         self.queue = Queue(db, Actor.service())
         self.events = Events(db, Actor.service())
         self.environments = Environments(db, Actor.service())
+        self.updates = Updates(db, Actor.service())
         self.pokes: dict[int, asyncio.Event] = {}  # serve run -> set when its environment changed
         self._collected_at = 0.0
         self.project_secrets = ProjectSecrets(db, Actor.service(), secret_box(settings))  # the same key as the API's
@@ -82,7 +84,8 @@ class Runner:
                              settings.cache_dir or settings.data_dir, repos.Host.of(settings),
                              pyenv.parse_substitutes(settings.odoo_requirement_substitutes),
                              (settings.template_cache_size, settings.template_max_age_days),
-                             pyenv.parse_pythons(settings.odoo_python))
+                             pyenv.parse_pythons(settings.odoo_python),
+                             self.updates, settings.runner_host)
 
     @property
     def worker_id(self) -> UUID:
@@ -279,12 +282,15 @@ class Runner:
                         f"({self.executor.name} executor{sandbox})")
         if job.run["kind"] == "cleanup":
             return await self._cleanup(job)
+        if job.run["kind"] == "snapshot":
+            return await self._snapshot(job)
         if job.run["kind"] == "serve":
             return await ServePipeline(job, self.executor, self.data_dir, self.odoo, self.settings.cache_dir,
                                        self.environments, address=self.settings.runner_address,
                                        idle_seconds=self.settings.environment_idle_minutes * 60,
                                        poke=self.pokes[job.id],
-                                       repo_roots=self.settings.repo_roots).run()
+                                       repo_roots=self.settings.repo_roots,
+                                       mail_catcher=mail.address(self.settings)).run()
         if job.run["kind"] != "build":
             job.sink.system(f"this runner cannot execute runs of kind {job.run['kind']!r}", "error")
             return Outcome("failed", "ko", f"no executor for kind {job.run['kind']}")
@@ -312,6 +318,23 @@ class Runner:
         dropped = await server.drop_branch(role)
         job.sink.system(f"branch {run['branch_name']} ({(run.get('params') or {}).get('why', 'cleanup')}): dropped "
                         f"{len(dropped)} database(s){': ' + ', '.join(dropped) if dropped else ''} and role {role}")
+        return Outcome("succeeded", "ok", exit_code=0)
+
+    async def _snapshot(self, job: Job) -> Outcome:
+        """Refresh staging data: a new snapshot of production's database."""
+        run = job.run
+        env = await self.updates.environment(run["branch_id"])
+        if not env or not env.get("database") or not env.get("build_id"):
+            job.sink.system("production has no database yet: its first build makes one", "error")
+            return Outcome("failed", "ko", "production has no database yet")
+        server, _ = await self.odoo.ready()
+        role = envdb.role_name(run["org_slug"], run["project_slug"], run["branch_name"], run["branch_id"])
+        try:
+            await stages.refresh_snapshot(self.updates, run, self.settings.runner_host, job.sink.system, server,
+                                          run["branch_id"], env["database"], role, env["build_id"])
+        except OpsError as exc:
+            job.sink.system(str(exc), "error")
+            return Outcome("failed", "ko", str(exc))
         return Outcome("succeeded", "ok", exit_code=0)
 
     async def _finish(self, job: Job, outcome: Outcome) -> None:

@@ -281,6 +281,12 @@ def main(args: list[str]) -> None:
         sys.stderr.write("Using the database user 'postgres' is a security risk, aborting.")
         sys.exit(1)
     report_configuration(config)
+    if not config.get('stop_after_init') and any(
+            os.path.exists(os.path.join(path, 'STANDIN_SERVER_FAILS'))
+            for path in str(config.get('addons_path') or '').split(',')):
+        # the stand-in's own: a server that dies as it starts (real Odoo's start failures vary)
+        _logger.critical("Failed to start: an addons folder holds STANDIN_SERVER_FAILS")
+        sys.exit(1)
     dbnames = [name for name in (config.get('db_name') or '').split(',') if name]
     for name in dbnames:
         try:

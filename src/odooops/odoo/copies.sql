@@ -1,0 +1,20 @@
+-- Database copies on the environments' server, as OdooOps. Blocks with
+-- {braces} take identifiers composed by psycopg.sql; %s are bound.
+
+-- name: close
+alter database {database} with allow_connections false
+
+-- name: terminate
+select count(pg_terminate_backend(pid)) as n from pg_stat_activity where datname = %s and pid <> pg_backend_pid()
+
+-- name: size
+select pg_database_size(%s) as size
+
+-- name: lock
+select true as locked from pg_advisory_lock(%s, hashtext(%s))
+
+-- name: lock_shared
+select true as locked from pg_advisory_lock_shared(%s, hashtext(%s))
+
+-- name: try_lock
+select pg_try_advisory_lock(%s, hashtext(%s)) as locked
