@@ -86,3 +86,34 @@ def test_a_teammate_reads_and_a_stranger_finds_nothing(console, caught, settings
     assert console("alice").get(PAGE, params={"mail": theirs["id"]}).status_code == 404
     assert console("alice").get(PAGE, params={"mail": 0}).status_code == 422
     assert console("alice").get("/p/acme/shop/mails/main").status_code == 404  # production has no environment
+
+
+def test_in_a_browser_remote_images_load_only_after_show_remote_content(api, people, settings, owner_db, page,
+                                                                         shoot):
+    from browser import sign_in
+    from playwright.sync_api import expect
+
+    env = an_environment(owner_db, "shop", "feature")
+    pixel = f"{api}/favicon.ico?opened=1"  # a "remote" image on this machine: the test server's own
+    raw = (b"Subject: Opened?\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           b"<h1 onclick=\"document.title='pwned'\">Your order</h1><p>is <b>confirmed</b>.</p>"
+           b"<script>document.title = 'pwned'</script><img alt=\"tracker\" src=\"" + pixel.encode() + b"\">\r\n")
+    [caught] = catch(settings, env["id"], raw)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    said: list[str] = []
+    page.on("console", lambda m: said.append(m.text))
+    sign_in(page, api, "alice@acme.test")
+    page.goto(f"{api}{PAGE}?mail={caught['id']}")
+    frame = page.frame_locator("iframe.mail-html")
+    expect(frame.get_by_role("heading", name="Your order")).to_be_visible()
+    frame.get_by_role("heading", name="Your order").click()
+    assert page.title() != "pwned" and "opened=1" not in " ".join(asked)
+    hidden = frame.get_by_role("img", name="tracker")
+    assert hidden.get_attribute("src") is None and hidden.evaluate("i => i.naturalWidth") == 0
+    shoot(page, "mails")
+    page.get_by_role("link", name="Show remote content").click()
+    img = page.frame_locator("iframe.mail-html").get_by_role("img", name="tracker")
+    expect(img).to_be_visible()
+    assert img.evaluate("i => i.complete && i.naturalWidth > 0")  # fetched, and shown
+    assert said == [], said
