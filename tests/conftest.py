@@ -189,7 +189,9 @@ def process_env(settings: Settings, **more: str) -> dict:
     no ODOOOPS_* setting of the developer's own)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODOOOPS_")}
     env.update({"ODOOOPS_DATA_DIR": str(settings.data_dir), "ODOOOPS_DATABASE_URL": settings.database_url.reveal(),
-                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_REPO_ROOTS": repo_roots(settings), **more})
+                "ODOOOPS_APP_PASSWORD": APP_PASSWORD, "ODOOOPS_REPO_ROOTS": repo_roots(settings),
+                # each process its own mail catcher: never another test's
+                "ODOOOPS_MAIL_CATCHER_ADDRESS": f"127.0.0.1:{free_port()}", **more})
     return env
 
 

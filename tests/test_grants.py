@@ -59,6 +59,9 @@ AUTHENTICATED = {
     "ops.create_connect_token(uuid,text,bytea,integer)":
         "project admins; production only where the project allows it",
     "ops.environment_connections(uuid,integer)": "definer, project admins: who connected as whom",
+    "ops.environment_mails(uuid,text,integer,bigint)":
+        "definer, checks once that the caller may read the environment: its caught mails",
+    "ops.mail_counts(uuid[])": "definer, counts the caught mails of the environments the caller may read",
     "ops.refresh_snapshot(uuid)": "those who may operate production: a new snapshot pauses it a few seconds",
     "ops.rotate_hook(uuid)": "project admins",
     "ops.archive_branch(uuid)": "project admins",

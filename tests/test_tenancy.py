@@ -31,6 +31,9 @@ ACME_ROWS = {
     "metrics": "project_id = %(shop)s",
     "metrics_minutely": "project_id = %(shop)s",
     "environments": "project_id = %(shop)s",
+    "mail_events": "project_id = %(shop)s",
+    "database_copies": "project_id = %(shop)s",
+    "updates": "project_id = %(shop)s",
 }
 # Tables that hold no tenant data; any signed-in user may read them.
 SHARED = {"workers", "run_transitions"}
@@ -59,6 +62,9 @@ UPDATES = {
     "metrics": "update ops.metrics set value = 0 where {where}",
     "metrics_minutely": "update ops.metrics_minutely set count = 0 where {where}",
     "environments": "update ops.environments set address = 'evil.test:80' where {where}",
+    "mail_events": "update ops.mail_events set subject = 'pwned' where {where}",
+    "database_copies": "update ops.database_copies set database = 'pwned' where {where}",
+    "updates": "update ops.updates set status = 'succeeded' where {where}",
 }
 INSERTS = {
     "orgs": "insert into ops.orgs (slug, name) values ('acme2', 'x')",
@@ -92,6 +98,12 @@ INSERTS = {
     "environments": "insert into ops.environments (project_id, branch_id, label) values (%(shop)s, %(main)s, 'x')",
     "connect_tokens": "insert into ops.connect_tokens (environment_id, token_sha256, login, expires_at) "
                       "select id, 'forged', 'admin', now() + interval '1 minute' from ops.environments",
+    "mail_events": "insert into ops.mail_events (environment_id, project_id, branch_id, size_bytes, sha256) "
+                   "select id, project_id, branch_id, 1, repeat('c', 64) from ops.environments",
+    "database_copies": "insert into ops.database_copies (project_id, branch_id, kind, database) "
+                       "values (%(shop)s, %(main)s, 'snapshot', 'forged')",
+    "updates": "insert into ops.updates (project_id, branch_id, build_id, status) "
+               "select project_id, branch_id, id, 'succeeded' from ops.runs where project_id = %(shop)s limit 1",
 }
 
 

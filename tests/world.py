@@ -95,6 +95,12 @@ def seed(owner_conninfo: str, bob_role: str | None = "developer") -> World:
                        (shop, branch, f"{stage}-shop-acme", shop_runs[stage]))["id"]
         conn.execute("insert into ops.connect_tokens (environment_id, token_sha256, login, expires_at) "
                      "values (%s, 'seeded', 'admin', now())", (env,))
+        conn.execute("insert into ops.mail_events (environment_id, project_id, branch_id, size_bytes, sha256) "
+                     "values (%s, %s, %s, 10, %s)", (env, shop, dev, "c" * 64))
+        conn.execute("insert into ops.database_copies (project_id, branch_id, kind, build_id, database, host) "
+                     "values (%s, %s, 'update', %s, 'acme-shop-main-pre-1', 'h')", (shop, main, shop_runs["production"]))
+        conn.execute("insert into ops.updates (project_id, branch_id, build_id, status) values (%s, %s, %s, "
+                     "'succeeded')", (shop, main, shop_runs["production"]))
         for project, branch in ((shop, main), (lab, lab_main)):
             conn.execute("insert into ops.ingest_tokens (project_id, name, token_hash) values (%s, 'agent', %s)",
                          (project, f"ingest-{project}"))

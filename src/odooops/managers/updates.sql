@@ -25,8 +25,8 @@ select e.*, s.status as build_serve_status, s.error as build_serve_error
  where e.branch_id = %(branch_id)s;
 
 -- name: record
-select * from ops.update_record(%(run_id)s, %(attempt)s, %(status)s, %(previous)s, %(copy_id)s, %(updated)s,
-                                %(installed)s, %(failed_step)s, %(detail)s, %(seconds)s);
+select * from ops.update_record(%(run_id)s, %(attempt)s, %(status)s, %(previous)s, %(copy_id)s, %(updated)s::text[],
+                                %(installed)s::text[], %(failed_step)s, %(detail)s, %(seconds)s::numeric);
 
 -- name: record_copy
 select * from ops.record_copy(%(run_id)s, %(attempt)s, %(kind)s, %(build_id)s, %(database)s, %(host)s, %(size)s,

@@ -222,9 +222,9 @@ class Stages:
         self.say(f"reverting: {why}", "error")
         step = self.failed_step
         try:
-            await self.updates.begin(run["id"], run["attempt"], run["branch_id"], self.previous)
-            await self._until_stopped(run["branch_id"])
-            if self.copy is not None and step not in ("stop", "copy"):
+            if self.copy is not None and step not in ("stop", "copy"):  # the database was worked on
+                await self.updates.begin(run["id"], run["attempt"], run["branch_id"], self.previous)
+                await self._until_stopped(run["branch_id"])
                 await copies.disconnect(server, self.build.database)
                 await copies.restore(server, self.copy, self.build.role, self.build.database)
                 self.say(f"the database is the pre-update copy {self.copy} again")

@@ -13,7 +13,10 @@ database chosen for it):
 /odooops/connect  as the odooops_connect server-wide module answers it
 /standin/whoami   stand-in only: what the request looks like from here (JSON)
 /standin/exit     stand-in only: a crash, at once (exit code 1)
-/standin/reach    stand-in only: whether this process reaches a database (JSON)"""
+/standin/reach    stand-in only: whether this process reaches a database (JSON)
+/standin/send_mail stand-in only: one mail sent as Odoo's ir.mail_server sends it, through
+                  the active outgoing server of lowest sequence (what real Odoo does with
+                  mail.mail's send, which the tests call over JSON-RPC on real trees)"""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from . import odooops_connect, sessions, websocket
+from . import db, odooops_connect, sessions, websocket
 
 _http_logger = logging.getLogger('odoo.http')
 _users_logger = logging.getLogger('odoo.addons.base.models.res_users')
@@ -296,6 +299,33 @@ def reach(request) -> Response:
     return Response(200, json.dumps(body).encode(), [('Content-Type', 'application/json')], save_session=False)
 
 
+def send_mail(request) -> Response:
+    import smtplib
+    from email.message import EmailMessage
+    conn = db.connect(request.app.config, request.db)
+    try:
+        with conn.cursor() as cr:
+            cr.execute("SELECT smtp_host, smtp_port, smtp_user, smtp_pass FROM ir_mail_server WHERE active "
+                       "ORDER BY sequence, id LIMIT 1")
+            server = cr.fetchone()
+    finally:
+        conn.close()
+    host, port, user, password = server or ('localhost', 25, None, None)  # Odoo's fallback: --smtp
+    message = EmailMessage()
+    message['From'], message['To'] = 'admin@example.com', request.param('to') or 'someone@example.com'
+    message['Subject'] = request.param('subject') or 'a mail'
+    message.set_content('sent by the stand-in')
+    try:
+        with smtplib.SMTP(host, port, timeout=10) as smtp:
+            if user:
+                smtp.login(user, password or '')
+            smtp.send_message(message)
+        body = {'sent': True, 'server': f'{host}:{port}'}
+    except (OSError, smtplib.SMTPException) as e:
+        body = {'sent': False, 'server': f'{host}:{port}', 'error': str(e)}
+    return Response(200, json.dumps(body).encode(), [('Content-Type', 'application/json')], save_session=False)
+
+
 def crash(request) -> Response:
     _server_logger.critical("Stand-in: /standin/exit asked, the server process exits at once with code 1")
     for handler in logging.getLogger().handlers:
@@ -306,4 +336,5 @@ def crash(request) -> Response:
 ROUTES: dict[str, Callable] = {
     '/web/health': health, '/': index, '/web': web_client, '/web/login': login, '/websocket': ws,
     '/odooops/connect': connect, '/standin/whoami': whoami, '/standin/exit': crash, '/standin/reach': reach,
+    '/standin/send_mail': send_mail,
 }

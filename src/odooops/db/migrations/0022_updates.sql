@@ -78,6 +78,8 @@ create policy service_all on ops.updates for all to service_role using (true) wi
 -- 4. Maintenance: the run that holds the environment while it works on its
 -- database; the serve runs stop, and the router answers 503.
 alter table ops.environments add column maintenance_run_id bigint references ops.runs (id) on delete set null;
+-- the build whose server may take the environment back (set as the maintenance ends)
+alter table ops.environments add column maintenance_build_id bigint references ops.runs (id) on delete set null;
 
 -- Production's and staging's builds (and snapshot refreshes) run on
 -- production's host, where its database copies and filestore are.
@@ -194,8 +196,8 @@ begin
        and exists (select from ops.runs x where x.id = e.maintenance_run_id and x.status in ('claimed', 'running')) then
         raise exception 'run % holds the environment for maintenance', e.maintenance_run_id using errcode = '55006';
     end if;
-    update ops.environments set maintenance_run_id = r.id, status = 'maintenance', address = null,
-                                websocket_address = null, health = null, updated_at = now(),
+    update ops.environments set maintenance_run_id = r.id, maintenance_build_id = null, status = 'maintenance',
+                                address = null, websocket_address = null, health = null, updated_at = now(),
                                 build_id = coalesce(p_build_id, build_id)
      where id = e.id returning * into e;
     perform pg_notify('ops_environments', e.id::text);
@@ -232,7 +234,8 @@ begin
              returning * loop
         perform pg_notify('ops_run_canceled', x.id::text);
     end loop;
-    update ops.environments set build_id = p_build_id, wanted = 'running', updated_at = now()
+    update ops.environments set build_id = p_build_id, maintenance_build_id = p_build_id, wanted = 'running',
+                                updated_at = now()
      where id = e.id returning * into e;
     return ops.start_serving(e);
 end
@@ -245,7 +248,8 @@ language plpgsql security definer set search_path = '' as $$
 declare
     r ops.runs := ops.maintenance_fence(p_run_id, p_attempt);
 begin
-    update ops.environments set maintenance_run_id = null, status = 'crashed', updated_at = now()
+    update ops.environments set maintenance_run_id = null, maintenance_build_id = null, status = 'crashed',
+                                updated_at = now()
      where branch_id = p_branch_id and project_id = r.project_id and maintenance_run_id = r.id;
 end
 $$;
@@ -261,7 +265,8 @@ declare
 begin
     select * into e from ops.environments where id = (r.params ->> 'environment_id')::uuid for update;
     select * into b from ops.branches where id = e.branch_id;
-    if e.maintenance_run_id is not null and (r.params ->> 'build_id')::bigint is distinct from e.build_id then
+    if e.maintenance_run_id is not null
+       and (r.params ->> 'build_id')::bigint is distinct from e.maintenance_build_id then
         return 'maintenance';
     end if;
     if e.wanted = 'stopped' then
@@ -299,13 +304,15 @@ begin
     if e.wanted = 'stopped' then
         return e;  -- stopped while it started: ops.environment_check tells it to stop
     end if;
-    if e.maintenance_run_id is not null and (r.params ->> 'build_id')::bigint is distinct from e.build_id then
+    if e.maintenance_run_id is not null
+       and (r.params ->> 'build_id')::bigint is distinct from e.maintenance_build_id then
         return e;  -- ops.environment_check tells it to stop
     end if;
     update ops.environments
        set serve_run_id = r.id, status = 'running', address = p_address, websocket_address = p_websocket,
            database = p_database, started_at = now(), health = 'pass', health_checked_at = now(),
            health_detail = null, restarts = 0, updated_at = now(), maintenance_run_id = null,
+           maintenance_build_id = null,
            last_request_at = greatest(last_request_at, now() - interval '1 minute')
      where id = e.id returning * into e;
     perform pg_notify('ops_environments', e.id::text);
