@@ -58,13 +58,9 @@ import uuid  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
-from odooops.odoo import envdb  # noqa: E402
+from odooops.odoo import copies, envdb  # noqa: E402
+from odooops.odoo.templates import link_tree  # noqa: E402
 from odooops.settings import Settings  # noqa: E402
-
-try:  # the lead may make it public
-    from odooops.odoo.templates import link_tree  # type: ignore[attr-defined]
-except ImportError:
-    from odooops.odoo.templates import _link_tree as link_tree
 
 MB = 1024 * 1024
 PRODUCTION, SNAPSHOT = "bench-production", "bench-snapshot"
@@ -265,12 +261,19 @@ async def settle(server: envdb.EnvServer) -> None:
         await conn.execute("checkpoint")
 
 
-async def snapshot_clone(server: envdb.EnvServer, snapshot: envdb.EnvDatabase, name: str) -> tuple[float, float]:
+async def snapshot_clone(server: envdb.EnvServer, snapshot: envdb.EnvDatabase, name: str,
+                         staging_role: str) -> tuple[float, float]:
+    """What a staging build does (odooops.odoo.copies.copy): the template
+    copy, the hand-over of its objects to the staging branch's role, the
+    filestore's hard links. The filestore's part is timed apart after."""
     began = time.perf_counter()
-    made = await server.create_database(name, snapshot.owner, template=snapshot.name)
-    cloned = time.perf_counter()
-    await asyncio.to_thread(link_tree, snapshot.filestore, made.filestore)
-    return cloned - began, time.perf_counter() - cloned
+    made = await copies.copy(server, snapshot.name, snapshot.owner, name, staging_role)
+    copied = time.perf_counter()
+    again = made.database.filestore.with_name(made.database.filestore.name + "-again")
+    await asyncio.to_thread(link_tree, snapshot.filestore, again)  # the filestore's share of it, on its own
+    linked = time.perf_counter() - copied
+    await asyncio.to_thread(shutil.rmtree, again)
+    return copied - began - linked, linked
 
 
 async def dump_restore(server: envdb.EnvServer, production: envdb.EnvDatabase, name: str, bin_dir: Path,
@@ -340,25 +343,28 @@ def wheel_tools() -> tuple[Path, dict[str, str]]:
 async def run(args: argparse.Namespace, tmp: Path) -> None:
     settings = Settings(data_dir=tmp / "data")
     role = envdb.role_name("bench", "staging", "production", uuid.uuid4())
+    staging_role = envdb.role_name("bench", "staging", "staging", uuid.uuid4())
     try:
         server = await asyncio.to_thread(envdb.start, settings)
         bin_dir, versions = await asyncio.to_thread(wheel_tools)
-        await server.ensure_role(role, secrets.token_urlsafe(24), kind="branch")
+        for each in (role, staging_role):
+            await server.ensure_role(each, secrets.token_urlsafe(24), kind="branch")
         try:
-            await _run(args, tmp, server, bin_dir, versions, role)
+            await _run(args, tmp, server, bin_dir, versions, role, staging_role)
         finally:
             info("cleaning up")
-            try:
-                dropped = await server.drop_branch(role)
-                info(f"  dropped {', '.join(dropped) or 'nothing'} and role {role}")
-            except Exception as exc:  # the temp dir goes anyway
-                info(f"  could not drop the databases and role: {exc}")
+            for each in (staging_role, role):
+                try:
+                    dropped = await server.drop_branch(each)
+                    info(f"  dropped {', '.join(dropped) or 'nothing'} and role {each}")
+                except Exception as exc:  # the temp dir goes anyway
+                    info(f"  could not drop the databases and role {each}: {exc}")
     finally:
         await asyncio.to_thread(envdb.stop, settings)  # before the temp dir under it goes
 
 
 async def _run(args: argparse.Namespace, tmp: Path, server: envdb.EnvServer, bin_dir: Path,
-               versions: dict[str, str], role: str) -> None:
+               versions: dict[str, str], role: str, staging_role: str) -> None:
     info(f"PostgreSQL {server.version}, pg_dump {versions['pg_dump']}, pg_restore {versions['pg_restore']}; "
          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     production = await server.create_database(PRODUCTION, role)
@@ -382,8 +388,7 @@ async def _run(args: argparse.Namespace, tmp: Path, server: envdb.EnvServer, bin
          generated_seconds=round(time.monotonic() - began, 1))
 
     began = time.perf_counter()
-    snapshot = await server.create_database(SNAPSHOT, role, template=production.name)
-    await asyncio.to_thread(link_tree, production.filestore, snapshot.filestore)
+    snapshot = (await copies.copy(server, production.name, role, SNAPSHOT, idle=True)).database
     emit("snapshot_made", untimed=True, seconds=round(time.perf_counter() - began, 2))
 
     peer = (f"pg_dump -Fd -j {args.dump_jobs} to a folder, pg_restore -j {args.dump_jobs}" if args.dump_jobs > 1
@@ -394,14 +399,14 @@ async def _run(args: argparse.Namespace, tmp: Path, server: envdb.EnvServer, bin
             name = f"bench-staging-{what[0]}{n}"
             await settle(server)
             if what == "snapshot_clone":
-                parts = await snapshot_clone(server, snapshot, name)
+                parts = await snapshot_clone(server, snapshot, name, staging_role)
             else:
                 parts = await dump_restore(server, production, name, bin_dir, args.dump_jobs, tmp)
             taken[what].append(parts)
             info(f"  {what} #{n}: {sum(parts):.2f} s (database {parts[0]:.2f} s, filestore {parts[1]:.2f} s), "
                  f"load average {os.getloadavg()[0]:.1f}")
             await check_copy(server, name, expected)
-            copied = server.database(name, role).filestore
+            copied = server.database(name, staging_role if what == "snapshot_clone" else role).filestore
             if (await asyncio.to_thread(disk_usage, copied))[0] != files:
                 raise SystemExit(f"{copied} does not have the {files} files of production's filestore")
             await server.drop_database(name)
@@ -409,8 +414,9 @@ async def _run(args: argparse.Namespace, tmp: Path, server: envdb.EnvServer, bin
     medians = {}
     for what, runs in taken.items():
         medians[what] = statistics.median(sum(p) for p in runs)
-        extra = {"peer": peer, "pg_dump": versions["pg_dump"], "pg_restore": versions["pg_restore"],
-                 "jobs": args.dump_jobs} if what == "dump_restore" else {"strategy": "file_copy, hard links"}
+        extra = ({"peer": peer, "pg_dump": versions["pg_dump"], "pg_restore": versions["pg_restore"],
+                  "jobs": args.dump_jobs} if what == "dump_restore"
+                 else {"strategy": "file_copy, to the staging role, hard links"})
         emit(what, database_mb=mb(row["size"]), filestore_mb=mb(used), seconds=round(medians[what], 2),
              database_seconds=round(statistics.median(p[0] for p in runs), 2),
              filestore_seconds=round(statistics.median(p[1] for p in runs), 2),

@@ -329,3 +329,27 @@ def test_production_keeps_its_own_mail_servers(settings, odoo_project, odoo_runn
     names = [r["name"] for r in odoo_rows(settings, env["database"], "select name from ir_mail_server")]
     assert "OdooOps mail catcher" not in names
 
+
+
+PORT_25 = """<odoo>
+    <record id="port_25" model="ir.mail_server">
+        <field name="name">Old relay</field>
+        <field name="smtp_host">relay.example.com</field>
+        <field name="smtp_port">25</field>
+        <field name="smtp_encryption">none</field>
+    </record>
+</odoo>
+"""
+
+
+def test_a_mail_server_on_port_25_fails_the_build_unless_allowed(settings, odoo_project, odoo_runner, odoo_source,
+                                                                 tmp_path):
+    odoo_project(addon("acme_notes", odoo_source.version, data={"data/relay.xml": PORT_25}))
+    odoo_runner()
+    run = finished(settings, build(settings, "main"), odoo_timeout(odoo_source))
+    log = text(log_of(settings, run["id"]))
+    assert run["status"] == "failed" and "policy smtp_port_25" in log and "Old relay" in log, log
+    with owner_conn(settings.database_url.reveal()) as conn:
+        conn.execute("update ops.projects set settings = settings || '{\"allow_smtp_port_25\": true}'")
+    again = finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))
+    assert again["status"] == "succeeded", text(log_of(settings, again["id"]))

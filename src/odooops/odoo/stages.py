@@ -95,7 +95,9 @@ class Stages:
     # production's first build
 
     async def snapshot(self) -> int:
-        """An idle copy of the database just made, for staging builds."""
+        """The gates, then an idle copy of the database just made, for staging builds."""
+        if not await self.gates():
+            return 1
         server = self.build._server()
         await take_snapshot(self.updates, self.run, self.host, self.say, server, self.build.database,
                             self.build.role, self.run["id"])
@@ -172,13 +174,7 @@ class Stages:
         return 0
 
     async def gates(self) -> bool:
-        """The platform's limits on the database; False when one fails."""
-        conn = await self.build._server().connect(self.build.database)
-        async with conn:
-            findings = await policy.database_findings(conn, self.settings)
-        for finding in findings:
-            self.say(f"policy {finding.gate}: {finding.message}", finding.level)
-        return not any(f.level == "error" for f in findings)
+        return await gates(self.build, self.say)
 
     async def deploy(self) -> int:
         """The new code's server takes the environment once healthy."""
@@ -304,6 +300,16 @@ class Stages:
         self.say("neutralized and verified: outgoing mail goes to the mail catcher only, crons are off but the "
                  "autovacuum, incoming mail, payment and delivery providers and webhooks are off or in test mode")
         return 0
+
+
+async def gates(build: OdooBuild, say: Say) -> bool:
+    """The platform's limits on the build's database (policy.py); False when one fails."""
+    conn = await build._server().connect(build.database)
+    async with conn:
+        findings = await policy.database_findings(conn, build.run.get("project_settings") or {})
+    for finding in findings:
+        say(f"policy {finding.gate}: {finding.message}", finding.level)
+    return not any(f.level == "error" for f in findings)
 
 
 async def until_stopped(control: Updates, run: dict, branch_id: UUID) -> None:

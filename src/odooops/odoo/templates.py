@@ -324,5 +324,3 @@ def link_tree(source: Path, target: Path) -> None:
 
     shutil.copytree(source, target, copy_function=link, dirs_exist_ok=True)
 
-
-_link_tree = link_tree  # the name bench/staging.py first used

@@ -21,7 +21,7 @@ from odooops.locks import locked
 from odooops.odoo.build import OdooBuild, OdooHost, Record
 from odooops.odoo.odoolog import Verdict
 from odooops.odoo.pyenv import PipWatch
-from odooops.odoo.stages import Stages, without_demo
+from odooops.odoo.stages import Stages, gates, without_demo
 from odooops.runner import recipe as recipes
 from odooops.runner.executor import Command, Executor, Limits, Process
 from odooops.runner.logs import LogSink
@@ -145,7 +145,9 @@ class BuildPipeline:
             verdict.append(judged)
             self.job.sink.system(f"Odoo's verdict: {judged.result}" + ("".join(f"\n  {r}" for r in judged.reasons)),
                                  {"ok": "info", "warn": "warning"}.get(judged.result, "error"))
-            return code if judged.result != "ko" else (code or 1)
+            if judged.result == "ko":
+                return code or 1
+            return code or (0 if await gates(build, self.say) else 1)
 
         if self.job.run.get("stage", "development") == "development" or updates is None:
             steps += [("database", build.database_phase), ("odoo", odoo)]
