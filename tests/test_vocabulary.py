@@ -10,13 +10,24 @@ import httpx
 
 from conftest import owner_conn
 from helpers import as_
-from odooops.managers.vocabulary import STATUSES, status_label
+from odooops.managers.vocabulary import STATUSES, environment_label, status_label, update_label
 
 
 def test_every_status_has_one_word():
     assert set(STATUSES) == {"awaiting_authorization", "queued", "claimed", "running", "succeeded", "failed",
                              "canceled", "superseded"}
     assert status_label("succeeded").word == "Succeeded" and status_label(None).word == "No builds"
+
+
+def test_environments_and_updates_have_their_words():
+    # ops.environment_status, maintenance included (an update holds the environment)
+    assert [environment_label(s).word for s in ("starting", "running", "sleeping", "stopped", "crashed",
+                                                 "maintenance")] == [
+        "Starting", "Running", "Sleeping", "Stopped", "Crashed", "Maintenance"]
+    # ops.updates' statuses: a reverted update is a failure whose revert worked
+    assert [update_label(s).word for s in ("running", "succeeded", "reverted", "failed")] == [
+        "Updating", "Updated", "Reverted", "Revert failed"]
+    assert update_label("reverted").tone == update_label("failed").tone == "bad"
 
 
 def _console_word(page: str, run_id: int) -> str:

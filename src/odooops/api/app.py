@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from odooops import __version__, console, runtime
-from odooops.api import auth, docs, environments, hooks, mails, metrics
+from odooops.api import auth, docs, environments, hooks, mails, metrics, stages
 from odooops.api.routes import router
 from odooops.db import Actor
 from odooops.errors import InternalError, OpsError
@@ -79,6 +79,7 @@ def create_app(settings: Settings, database=None) -> FastAPI:
     app.state.hook_processor = HookProcessor(db)
     app.include_router(router)
     app.include_router(environments.router)
+    app.include_router(stages.router)
     app.include_router(mails.router)
     app.include_router(hooks.router)
     app.include_router(auth.router)

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from odooops import __version__
-from odooops.cli import admin, db, environments, hooks, mail, metrics, remote, runner, serve, tests, up, users
+from odooops.cli import admin, db, environments, hooks, mail, metrics, remote, runner, serve, stages, tests, up, users
 from odooops.cli.context import err, set_settings
 from odooops.errors import OpsError
 from odooops.settings import Secret, Settings
@@ -59,6 +59,7 @@ app.add_typer(admin.build_app, name="build")
 app.add_typer(admin.run_app, name="run")
 app.add_typer(environments.app, name="env")
 app.add_typer(environments.router_app, name="router")
+app.add_typer(stages.staging_app, name="staging")
 app.command("projects")(admin.project_list)
 app.command("builds")(admin.builds)
 app.command("logs")(admin.logs)
@@ -75,6 +76,8 @@ app.command("runs")(runner.runs)
 app.command("workers")(runner.workers)
 admin.run_app.command("authorize")(runner.authorize)
 admin.run_app.command("tests")(tests.run_tests)
+admin.branch_app.command("updates")(stages.branch_updates)
+admin.branch_app.command("copies")(stages.branch_copies)
 admin.user_app.command("set-password")(users.set_password)
 admin.user_app.command("reset-link")(users.reset_link)
 

@@ -49,6 +49,8 @@ ENVIRONMENT_STATUSES = {
     "sleeping": Label("Sleeping", "☾", "off"),
     "stopped": Label("Stopped", "■", "off"),
     "crashed": Label("Crashed", "✖", "bad"),
+    # an update (or a snapshot) holds it: the router answers with the maintenance page
+    "maintenance": Label("Maintenance", "⚙", "busy"),
 }
 NO_ENVIRONMENT = Label("No environment", "·", "none")
 HEALTH = {"pass": Label("Healthy", "✔", "ok"), "fail": Label("Unhealthy", "✖", "bad")}
@@ -65,6 +67,20 @@ def environment_label(status: str | None) -> Label:
 def health_label(health: str | None) -> Label:
     """An environment's last health check: pass, fail, or none while it is not running."""
     return HEALTH.get(health, NO_HEALTH) if health else NO_HEALTH
+
+
+# A production update in place (ops.updates): `reverted` is a failed update whose
+# code and database went back; `failed` is one whose revert failed too.
+UPDATE_STATUSES = {
+    "running": Label("Updating", "▸", "busy"),
+    "succeeded": Label("Updated", "✔", "ok"),
+    "reverted": Label("Reverted", "↶", "bad"),
+    "failed": Label("Revert failed", "✖", "bad"),
+}
+
+
+def update_label(status: str) -> Label:
+    return UPDATE_STATUSES.get(status, Label(status.capitalize(), "?", "none"))
 
 
 def labelled(run: dict) -> dict:
