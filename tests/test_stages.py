@@ -150,6 +150,17 @@ def test_the_checksum_rule_updates_the_modules_whose_files_changed(settings, odo
     log = text(log_of(settings, second["id"]))
     assert second["status"] == "succeeded", log
     assert "files changed: acme_board" in log and "--update acme_board" in log, log
+    # past its days, the pre-update copy is dropped by its host's runner (at its start, then every 5 min)
+    with owner_conn(settings.database_url.reveal()) as conn:
+        conn.execute("update ops.database_copies set expires_at = now() - interval '1 minute' where kind = 'update'")
+    odoo_runner()
+    copy = wait_until(lambda: (c := rows(settings, "select * from ops.database_copies where kind = 'update'")[0])
+                      ["dropped_at"] and c, 60, "the expired copy to be dropped")
+    server = envdb.start(settings)
+    with psycopg.connect(server.conninfo.reveal()) as conn:
+        assert conn.execute("select 1 from pg_database where datname = %s", (copy["database"],)).fetchone() is None
+    snapshots = rows(settings, "select dropped_at from ops.database_copies where kind = 'snapshot' order by id")
+    assert snapshots[0]["dropped_at"] is not None and snapshots[-1]["dropped_at"] is None  # the newest stays
 
 
 @LANE

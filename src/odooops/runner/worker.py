@@ -29,7 +29,7 @@ from odooops.managers.events import Events
 from odooops.managers.project_secrets import ProjectSecrets
 from odooops.managers.queue import Queue
 from odooops.managers.updates import Updates
-from odooops.odoo import envdb, pyenv, stages
+from odooops.odoo import copies, envdb, pyenv, stages
 from odooops.odoo.build import OdooHost
 from odooops.odoo.sources import ENTERPRISE_TOKEN
 from odooops.runner.artifacts import ArtifactStore
@@ -438,6 +438,18 @@ class Runner:
         self._collected_at = time.monotonic()
         for e in await self.environments.collect(self.settings.runner_host, self.settings.environment_gc_days):
             log.info("environment %s: no build for %s days, collected", e["label"], self.settings.environment_gc_days)
+        await self._drop_copies()
+
+    async def _drop_copies(self) -> None:
+        """Pre-update copies past their days and snapshots a newer one replaced."""
+        due = await self.updates.copies_to_drop(self.settings.runner_host)
+        if not due:
+            return
+        server, _ = await self.odoo.ready()
+        for copy in due:
+            if await copies.drop(server, copy["database"]):  # else a clone of it is under way: later
+                await self.updates.copy_dropped(copy["id"])
+                log.info("dropped %s copy %s", copy["kind"], copy["database"])
 
     async def _shutdown(self) -> None:
         """Claim nothing more; let running phases end within the grace period,

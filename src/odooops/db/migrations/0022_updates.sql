@@ -194,7 +194,7 @@ declare
 begin
     if e.maintenance_run_id is not null and e.maintenance_run_id <> r.id
        and exists (select from ops.runs x where x.id = e.maintenance_run_id and x.status in ('claimed', 'running')) then
-        raise exception 'run % holds the environment for maintenance', e.maintenance_run_id using errcode = '55006';
+        raise exception 'run % holds the environment for maintenance', e.maintenance_run_id using errcode = 'OP003';
     end if;
     update ops.environments set maintenance_run_id = r.id, maintenance_build_id = null, status = 'maintenance',
                                 address = null, websocket_address = null, health = null, updated_at = now(),
@@ -331,6 +331,49 @@ begin
                                             else 'stopped' end::ops.environment_status)
        from ops.environments e where e.serve_run_id = new.id;
     return null;
+end
+$$;
+
+-- Start, stop and restart wait while a run holds the environment.
+create or replace function ops.environment_control(p_branch_id uuid, p_action text) returns ops.environments
+language plpgsql security definer set search_path = '' as $$
+declare
+    e ops.environments;
+begin
+    select * into e from ops.environments where branch_id = p_branch_id for update;
+    if not found or ops.project_role(e.project_id) is null and not ops.caller_is_service() then
+        raise exception 'this branch has no environment: a successful build makes one' using errcode = 'OP002';
+    end if;
+    if not ops.caller_is_service() and not ops.can_operate_branch(p_branch_id) then
+        raise exception 'you may not % the environments of this branch''s stage', p_action using errcode = '42501';
+    end if;
+    if e.status = 'maintenance' then
+        raise exception 'the environment is under maintenance (an update, or a snapshot for staging): it serves '
+              'again when that ends' using errcode = 'OP003';
+    end if;
+    if e.build_id is null or e.collected_at is not null then
+        raise exception 'the environment''s database was dropped: build the branch again' using errcode = 'OP003';
+    end if;
+    if p_action = 'stop' then
+        update ops.environments set wanted = 'stopped', updated_at = now(),
+               status = case when serve_run_id is null or status in ('sleeping', 'crashed') then 'stopped'
+                             else status end
+         where id = e.id returning * into e;
+        update ops.runs set status = 'canceled', error = 'the environment was stopped'
+         where kind = 'serve' and branch_id = p_branch_id and status = 'queued';
+        perform pg_notify('ops_environments', e.id::text);
+    elsif p_action in ('start', 'restart') then
+        if p_action = 'start' and e.status in ('running', 'starting') and e.wanted = 'running' then
+            return e;
+        end if;
+        update ops.environments set wanted = 'running', restarts = 0, updated_at = now(),
+               status = case when status in ('running', 'starting') then status else 'starting' end
+         where id = e.id returning * into e;
+        perform ops.start_serving(e);
+    else
+        raise exception 'an environment is started, stopped or restarted, not %', p_action using errcode = '22023';
+    end if;
+    return e;
 end
 $$;
 
