@@ -23,6 +23,7 @@ from conftest import free_port, owner_conn
 from helpers import SERVICE, call, git, wait_until
 from odoo_world import LANE, odoo_timeout
 from odooops.managers.branches import Branches
+from odooops.managers.updates import Updates
 from odooops.odoo import envdb
 from test_environments import commit_on, fetch_run, serve_logs, through
 from test_odoo_build import build, finished, log_of, module, odoo_cache, odoo_project, odoo_runner, odoo_source, text
@@ -108,6 +109,21 @@ def test_production_first_build_has_no_demo_data_no_tests_and_a_snapshot(setting
     snapshot = rows(settings, "select * from ops.database_copies where kind = 'snapshot'")
     assert len(snapshot) == 1 and snapshot[0]["build_id"] == run["id"] and snapshot[0]["size_bytes"] > 0
     assert httpx.get(f"http://{env['address']}/web/health", timeout=10).status_code == 200
+
+
+def test_refresh_staging_data_takes_a_new_snapshot_with_a_short_pause(settings, odoo_project, odoo_runner,
+                                                                      odoo_source):
+    first, env = first_production(settings, odoo_project, odoo_runner, odoo_source,
+                                  addon("acme_notes", odoo_source.version))
+    run = call(settings, lambda db: Updates(db, SERVICE).refresh_snapshot(env["project_id"]))
+    assert run["kind"] == "snapshot"
+    done = finished(settings, run["id"], odoo_timeout(odoo_source))
+    log = text(log_of(settings, run["id"]))
+    assert done["status"] == "succeeded" and "production paused" in log, log
+    snapshots = rows(settings, "select run_id, build_id from ops.database_copies where kind = 'snapshot' order by id")
+    assert [s["run_id"] for s in snapshots] == [first["id"], run["id"]] and snapshots[-1]["build_id"] == first["id"]
+    back = production_serving(settings, first["id"])
+    assert httpx.get(f"http://{back['address']}/web/health", timeout=10).status_code == 200
 
 
 @LANE
@@ -273,7 +289,7 @@ def send_from(env: dict, odoo_source, to: str) -> dict:
         def rpc(path: str, params: dict) -> object:
             answer = client.post(path, json={"jsonrpc": "2.0", "method": "call", "params": params}).json()
             assert "error" not in answer, answer
-            return answer["result"]
+            return answer.get("result")  # Odoo leaves a null result out
         rpc("/web/session/authenticate", {"db": env["database"], "login": "admin", "password": "admin"})
         values = {"subject": "from staging", "email_to": to, "email_from": "admin@example.com",
                   "body_html": "<p>sent by Odoo</p>"}

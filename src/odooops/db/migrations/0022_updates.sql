@@ -472,10 +472,10 @@ declare
     r ops.runs;
 begin
     select * into b from ops.branches where project_id = p_project_id and stage = 'production' and archived_at is null;
-    if b.id is null or ops.project_role(p_project_id) is null then
+    if b.id is null or (ops.project_role(p_project_id) is null and not ops.caller_is_service()) then
         raise exception 'the project has no production branch' using errcode = 'OP002';
     end if;
-    if not ops.can_operate_branch(b.id) then
+    if not ops.caller_is_service() and not ops.can_operate_branch(b.id) then
         raise exception 'refreshing staging data pauses production: you may not operate production'
               using errcode = '42501';
     end if;
