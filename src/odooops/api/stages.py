@@ -3,37 +3,16 @@ copies and the snapshot staging builds clone), and Refresh staging data."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from odooops.api.deps import ERRORS, Db, Reader, Writer
 from odooops.managers.environments import Environments
-from odooops.managers.updates import Updates
-from odooops.managers.vocabulary import labelled, update_label
+from odooops.managers.updates import UPDATES_MAX, Updates, copies_view, update_view
+from odooops.managers.vocabulary import labelled
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
-UPDATES_MAX = 100
-
-
-def update_view(row: Mapping[str, Any]) -> dict:
-    """An update as the API (and the CLI, local or remote) answers it."""
-    seconds = row.get("maintenance_seconds")
-    return {**row, "maintenance_seconds": None if seconds is None else float(seconds),
-            "status_label": update_label(row["status"]).word}
-
-
-def copy_view(row: Mapping[str, Any]) -> dict:
-    database, files = row.get("size_bytes"), row.get("filestore_bytes")
-    total = None if database is None and files is None else (database or 0) + (files or 0)
-    return {**row, "total_bytes": total}
-
-
-def copies_view(copies: list[dict], snapshot: dict | None) -> dict:
-    """A branch's pre-update copies (newest first) and the project's snapshot."""
-    return {"copies": [copy_view(c) for c in copies if c["kind"] == "update"],
-            "snapshot": copy_view(snapshot) if snapshot else None}
 
 
 @router.get("/projects/{org}/{project}/branches/{branch}/updates")

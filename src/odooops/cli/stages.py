@@ -9,11 +9,10 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from odooops.api.stages import UPDATES_MAX, copies_view, update_view
 from odooops.cli.context import TONE_STYLE, JsonFlag, ago, out, print_json, run, table
 from odooops.cli.remote import project_path
 from odooops.managers.environments import Environments
-from odooops.managers.updates import Updates
+from odooops.managers.updates import UPDATES_MAX, Updates, copies_view, update_view
 from odooops.managers.vocabulary import labelled, update_label
 
 staging_app = typer.Typer(help="Staging data: the snapshot of production staging builds clone.",

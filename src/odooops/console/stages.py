@@ -20,7 +20,6 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from odooops.api.stages import copy_view
 from odooops.console.builds import branch_url
 from odooops.console.environments import briefly, page_path
 from odooops.console.render import page
@@ -32,7 +31,7 @@ from odooops.errors import NotFound
 from odooops.managers.branches import Branches
 from odooops.managers.environments import Environments
 from odooops.managers.projects import Projects
-from odooops.managers.updates import Updates
+from odooops.managers.updates import Updates, copy_view
 from odooops.managers.vocabulary import update_label
 
 router = APIRouter(include_in_schema=False)

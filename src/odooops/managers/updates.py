@@ -3,12 +3,16 @@ snapshot), and the maintenance that holds an environment meanwhile."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from odooops.db import queries_beside
 from odooops.managers import Manager
+from odooops.managers.vocabulary import update_label
 
 Q = queries_beside(__file__)
+UPDATES_MAX = 100
 
 
 class Updates(Manager):
@@ -76,3 +80,25 @@ class Updates(Manager):
 
     async def copy_dropped(self, copy_id: int) -> None:
         await self.one(Q["copy_dropped"], {"id": copy_id})
+
+
+# rows as the API, the CLI (local or remote) and the console show them
+
+
+def update_view(row: Mapping[str, Any]) -> dict:
+    """An update as the API (and the CLI, local or remote) answers it."""
+    seconds = row.get("maintenance_seconds")
+    return {**row, "maintenance_seconds": None if seconds is None else float(seconds),
+            "status_label": update_label(row["status"]).word}
+
+
+def copy_view(row: Mapping[str, Any]) -> dict:
+    database, files = row.get("size_bytes"), row.get("filestore_bytes")
+    total = None if database is None and files is None else (database or 0) + (files or 0)
+    return {**row, "total_bytes": total}
+
+
+def copies_view(copies: list[dict], snapshot: dict | None) -> dict:
+    """A branch's pre-update copies (newest first) and the project's snapshot."""
+    return {"copies": [copy_view(c) for c in copies if c["kind"] == "update"],
+            "snapshot": copy_view(snapshot) if snapshot else None}
