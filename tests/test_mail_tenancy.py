@@ -20,6 +20,7 @@ def with_mails(owner_db: str, bob_role: str | None = "developer"):
     """The seeded world, each of acme/shop's environments with a mail, and one of evil/lab."""
     world = seed(owner_db, bob_role=bob_role)
     with owner_conn(owner_db) as conn:
+        conn.execute("delete from ops.mail_events")  # the world's one: these tests seed their own
         lab_dev = conn.execute("insert into ops.branches (project_id, name, stage) values (%s, 'dev', 'development') "
                                "returning id", (world.lab,)).fetchone()["id"]
         conn.execute("insert into ops.environments (project_id, branch_id, label) values (%s, %s, 'dev-lab-evil')",

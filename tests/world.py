@@ -90,8 +90,9 @@ def seed(owner_conninfo: str, bob_role: str | None = "developer") -> World:
             conn.execute("insert into ops.hook_effects (project_id, key, delivery_id) values (%s, 'k', %s)",
                          (project, delivery))
         for stage, branch in (("production", main), ("staging", staging), ("development", dev)):
-            env = _one(conn, "insert into ops.environments (project_id, branch_id, label, status, build_id, host) "
-                             "values (%s, %s, %s, 'running', %s, 'h') returning id",
+            # no host: runs aimed at production's host (its builds, staging's) stay claimable by any runner
+            env = _one(conn, "insert into ops.environments (project_id, branch_id, label, status, build_id) "
+                             "values (%s, %s, %s, 'running', %s) returning id",
                        (shop, branch, f"{stage}-shop-acme", shop_runs[stage]))["id"]
         conn.execute("insert into ops.connect_tokens (environment_id, token_sha256, login, expires_at) "
                      "values (%s, 'seeded', 'admin', now())", (env,))

@@ -15,7 +15,7 @@ from odooops.managers.environments import Environments
 from odooops.managers.updates import UPDATES_MAX, Updates, copies_view, update_view
 from odooops.managers.vocabulary import labelled, update_label
 
-staging_app = typer.Typer(help="Staging data: the snapshot of production staging builds clone.",
+staging_app = typer.Typer(help="Staging data: refresh the snapshot of production.",
                           no_args_is_help=True)
 
 Project = Annotated[str, typer.Argument(help="The project, as ORG/PROJECT.")]
