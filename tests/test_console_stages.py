@@ -191,6 +191,9 @@ def test_production_card_shows_its_last_update_and_its_revert(console, settings)
     assert "updated a, b, c, d and 2 more" in said and "8 s of maintenance" in said
     assert "reverted: update: sale_custom: column x does not exist" in said
     assert "Last update" not in card(alice.get(PAGE).text, "staging")
+    # the branch page says the same
+    branch_page = text(alice.get("/p/acme/shop/b/main").text)
+    assert "New commit: update in place" in branch_page and "Last update: Reverted" in branch_page
 
 
 def test_production_database_page_lists_updates_and_pre_update_copies(console, settings):

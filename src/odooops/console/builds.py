@@ -12,7 +12,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from odooops.console import flash, forms
+from odooops.console import flash, forms, stages
 from odooops.console.environments import briefly, page_path
 from odooops.console.render import page
 from odooops.console.rights import is_admin, is_htmx, may_operate
@@ -65,11 +65,14 @@ async def frame(request: Request, who: Visitor, ref: str, branch_name: str) -> d
     if not found:
         raise NotFound(f"project has no branch {branch_name!r}")
     base = branch_url(ref, branch_name)
+    environments = await Environments(db, who.actor).of_project(project["id"])
+    facts = stages.branch_facts(ref, project["my_role"], found[0], {e["branch_id"]: e for e in environments},
+                                await stages.project_facts(db, who.actor, ref, project["id"], every))
     environment = briefly(request.app.state.settings, await Environments(db, who.actor).of_branch(found[0]["id"]))
     url = environment["url"] if environment and not environment["collected"] else None
     return {"project": project, "ref": ref, "branch": found[0], "can": allowed(project["my_role"], found[0]),
             "odoo_settings": odoo_settings(await Branches(db, who.actor).settings_of(ref, branch_name)),
-            "environment": environment, "environments_href": page_path(ref),
+            "environment": environment, "environments_href": page_path(ref), "stage_facts": facts,
             "base": base, "shell": shell(ref, project, "builds", ((branch_name, base),), url=url),
             "branches": [b for b in every if b["archived_at"] is None or b["name"] == branch_name]}
 
