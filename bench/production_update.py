@@ -13,7 +13,7 @@ answer (200) after it. Figures (JSON lines, as the other benches):
 
   update_downtime_seconds      first 503 to healthy again, as a client sees it (median of N)
   maintenance_seconds          what OdooOps recorded: maintenance begun to the new server healthy
-  phase seconds                the update build's maintenance (stop + pre-update copy), odoo (-u), deploy
+  phase_*_seconds              the update build's maintenance (stop + pre-update copy), odoo (-u), deploy
                                (snapshot for staging + the new server's start)
 """
 
@@ -68,10 +68,14 @@ def bump(repo: Path, n: int) -> None:
 
 
 async def watch(router: str, stop: asyncio.Event) -> tuple[float | None, float | None]:
-    """When the first 503 came, and the first 200 after it."""
+    """When the first 503 came, and the first 200 after it (asked until then,
+    `stop` or not: the router may still answer from what it looked up last)."""
     down = up = None
+    deadline = None
     async with httpx.AsyncClient(timeout=10) as client:
-        while not stop.is_set():
+        while up is None and (deadline is None or time.monotonic() < deadline):
+            if stop.is_set() and deadline is None:
+                deadline = time.monotonic() + 30
             try:
                 status = (await client.get(f"{router}/web/health", headers={"Host": HOST})).status_code
             except httpx.HTTPError:
@@ -107,7 +111,7 @@ async def update(db, owner: str, repo: Path, router: str, n: int) -> float:
     if recorded:
         figure("maintenance_seconds", "odooops", float(recorded["maintenance_seconds"]), "s")
     for phase in ("maintenance", "odoo", "deploy"):
-        figure(f"{phase}_seconds", "odooops", phases.get(phase, 0.0), "s")
+        figure(f"phase_{phase}_seconds", "odooops", phases.get(phase, 0.0), "s")
     return up - down
 
 

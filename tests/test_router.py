@@ -11,6 +11,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -453,6 +454,19 @@ def test_stopped_and_crashed_environments_say_so(front: Front):
     assert "<b>feature" not in response.text
     response = front.client("fix-shop-acme.localhost").get("/web")
     assert response.status_code == 503 and "fix crashed" in response.text and "log" in response.text
+    assert front.routes.wakes == []
+
+
+def test_an_environment_under_maintenance_answers_503_with_retry_after_at_once(front: Front):
+    front.routes.add(HOST, status="maintenance", branch="main")
+    began = time.monotonic()
+    response = front.client().get("/web")
+    assert time.monotonic() - began < 2  # not held: a page at once
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert "main is being updated" in response.text and 'http-equiv="refresh" content="5"' in response.text
+    front.routes.run(HOST)  # healthy again: the next request after a short while goes through
+    time.sleep(0.3)
+    assert front.client().get("/web").status_code == 200
     assert front.routes.wakes == []
 
 

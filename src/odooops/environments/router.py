@@ -47,6 +47,8 @@ from odooops.environments.routes import Route, Routes
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 2.0  # a request costs no query, and a change of route shows soon enough
+PASSING_CACHE_SECONDS = 0.25
+SETTLED = frozenset({"running", "stopped", "crashed"})
 CACHE_SIZE = 4096    # Host is the client's to choose: answers about made-up hosts must not pile up
 HOLD_SECONDS = 2.5   # how long a waking environment may keep a browser before the reloading page
 WAIT_SECONDS = 30.0  # and any other client (an API call, an asset), in all
@@ -151,7 +153,9 @@ class Router:
             self._cache = {name: entry for name, entry in self._cache.items() if entry[0] > now}
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
-        self._cache[host] = (now + CACHE_SECONDS, route)
+        # a state that passes (maintenance, starting) is looked up again sooner: its end shows at once
+        ttl = CACHE_SECONDS if route is None or route.status in SETTLED else PASSING_CACHE_SECONDS
+        self._cache[host] = (now + ttl, route)
         return route
 
     async def _ready(self, exchange: Exchange, route: Route | None) -> Route | None:
