@@ -414,6 +414,10 @@ begin
            case when p_keep_days is null then null else now() + make_interval(days => p_keep_days) end
       from ops.branches b
      where b.project_id = r.project_id and b.stage = 'production' and b.archived_at is null
+    on conflict (database) do update   -- made again by a later attempt of the same run
+        set run_id = excluded.run_id, build_id = excluded.build_id, host = excluded.host,
+            size_bytes = excluded.size_bytes, filestore_bytes = excluded.filestore_bytes, created_at = now(),
+            expires_at = excluded.expires_at, dropped_at = null
     returning * into c;
     if c.id is null then
         raise exception 'the project has no production branch' using errcode = 'OP002';
