@@ -62,6 +62,8 @@ AUTHENTICATED = {
     "ops.environment_mails(uuid,text,integer,bigint)":
         "definer, checks once that the caller may read the environment: its caught mails",
     "ops.mail_counts(uuid[])": "definer, counts the caught mails of the environments the caller may read",
+    "ops.add_domain(uuid,text)": "project admins; a domain another project has is refused",
+    "ops.remove_domain(uuid,text)": "project admins",
     "ops.refresh_snapshot(uuid)": "those who may operate production: a new snapshot pauses it a few seconds",
     "ops.rotate_hook(uuid)": "project admins",
     "ops.archive_branch(uuid)": "project admins",

@@ -23,6 +23,7 @@ from conftest import free_port, owner_conn
 from helpers import SERVICE, call, git, wait_until
 from odoo_world import LANE, odoo_timeout
 from odooops.managers.branches import Branches
+from odooops.managers.environments import Environments
 from odooops.managers.updates import Updates
 from odooops.odoo import envdb
 from test_environments import commit_on, fetch_run, serve_logs, through
@@ -97,9 +98,13 @@ def first_production(settings, odoo_project, odoo_runner, odoo_source, files: di
 
 @LANE
 def test_production_first_build_has_no_demo_data_no_tests_and_a_snapshot(settings, odoo_project, odoo_runner,
-                                                                          odoo_source):
+                                                                          odoo_source, serve_api):
     run, env = first_production(settings, odoo_project, odoo_runner, odoo_source,
                                 addon("acme_notes", odoo_source.version))
+    # its custom domain reaches it through the router
+    call(settings, lambda db: Environments(db, SERVICE).add_domain(env["branch_id"], "shop.example.com"))
+    answer = through(serve_api(), "/web/login", host="shop.example.com")
+    assert answer.status_code == 200 and "login" in answer.text.lower()
     log = text(log_of(settings, run["id"]))
     assert "production's first build: a new database without demo data" in log
     assert "--test-enable" not in log and "--without-demo=all" in log, log

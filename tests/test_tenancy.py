@@ -34,6 +34,7 @@ ACME_ROWS = {
     "mail_events": "project_id = %(shop)s",
     "database_copies": "project_id = %(shop)s",
     "updates": "project_id = %(shop)s",
+    "environment_domains": "project_id = %(shop)s",
 }
 # Tables that hold no tenant data; any signed-in user may read them.
 SHARED = {"workers", "run_transitions"}
@@ -65,6 +66,7 @@ UPDATES = {
     "mail_events": "update ops.mail_events set subject = 'pwned' where {where}",
     "database_copies": "update ops.database_copies set database = 'pwned' where {where}",
     "updates": "update ops.updates set status = 'succeeded' where {where}",
+    "environment_domains": "update ops.environment_domains set branch_id = branch_id where {where}",
 }
 INSERTS = {
     "orgs": "insert into ops.orgs (slug, name) values ('acme2', 'x')",
@@ -104,6 +106,8 @@ INSERTS = {
                        "values (%(shop)s, %(main)s, 'snapshot', 'forged')",
     "updates": "insert into ops.updates (project_id, branch_id, build_id, status) "
                "select project_id, branch_id, id, 'succeeded' from ops.runs where project_id = %(shop)s limit 1",
+    "environment_domains": "insert into ops.environment_domains (domain, project_id, branch_id) "
+                           "values ('hijack.example.com', %(shop)s, %(main)s)",
 }
 
 

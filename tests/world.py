@@ -102,6 +102,8 @@ def seed(owner_conninfo: str, bob_role: str | None = "developer") -> World:
                      "values (%s, %s, 'update', %s, 'acme-shop-main-pre-1', 'h')", (shop, main, shop_runs["production"]))
         conn.execute("insert into ops.updates (project_id, branch_id, build_id, status) values (%s, %s, %s, "
                      "'succeeded')", (shop, main, shop_runs["production"]))
+        conn.execute("insert into ops.environment_domains (domain, project_id, branch_id) "
+                     "values ('shop.acme.test', %s, %s)", (shop, main))
         for project, branch in ((shop, main), (lab, lab_main)):
             conn.execute("insert into ops.ingest_tokens (project_id, name, token_hash) values (%s, 'agent', %s)",
                          (project, f"ingest-{project}"))

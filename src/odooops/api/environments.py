@@ -8,11 +8,15 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from odooops.api.deps import ERRORS, Db, Reader, Writer
-from odooops.environments.routing import described, environment_url
+from odooops.environments.routing import checked_domain, described, environment_url
 from odooops.errors import NotFound
 from odooops.managers.environments import CONNECT_TTL_SECONDS, Environments
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+
+class DomainIn(BaseModel):
+    domain: str = Field(min_length=1, max_length=253, description="A hostname of the project's, e.g. shop.example.com.")
 
 
 class ConnectIn(BaseModel):
@@ -62,3 +66,30 @@ async def connect_as(org: str, project: str, branch: str, request: Request, db: 
     row = await envs.of_branch(branch_id)
     url = environment_url(request.app.state.settings, row["label"] if row else "")
     return {"url": f"{url}odooops/connect?token={token}", "expires_in": CONNECT_TTL_SECONDS}
+
+
+@router.get("/projects/{org}/{project}/branches/{branch}/domains")
+async def list_domains(org: str, project: str, branch: str, db: Db, who: Reader) -> list[dict]:
+    """The branch's custom domains: its environment answers at each too."""
+    envs = Environments(db, who)
+    return await envs.domains(await envs.branch_id(f"{org}/{project}", branch))
+
+
+@router.post("/projects/{org}/{project}/branches/{branch}/domains", status_code=201)
+async def add_domain(org: str, project: str, branch: str, body: DomainIn, request: Request, db: Db,
+                     who: Writer) -> dict:
+    """Add a custom domain (project admins). Point its DNS at the router (or
+    the proxy in front); a domain another project has is a 409."""
+    envs = Environments(db, who)
+    branch_id = await envs.branch_id(f"{org}/{project}", branch)
+    return await envs.add_domain(branch_id, checked_domain(request.app.state.settings, body.domain))
+
+
+@router.delete("/projects/{org}/{project}/branches/{branch}/domains/{domain}")
+async def remove_domain(org: str, project: str, branch: str, domain: str, request: Request, db: Db,
+                        who: Writer) -> dict:
+    envs = Environments(db, who)
+    branch_id = await envs.branch_id(f"{org}/{project}", branch)
+    if not await envs.remove_domain(branch_id, checked_domain(request.app.state.settings, domain)):
+        raise NotFound(f"branch {branch!r} has no domain {domain!r}")
+    return {"ok": True}

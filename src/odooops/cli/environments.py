@@ -14,7 +14,8 @@ from odooops.cli.context import JsonFlag, ago, out, print_json, run, table
 from odooops.cli.context import settings as cli_settings
 from odooops.cli.remote import project_path
 from odooops.environments import nginx
-from odooops.environments.routing import described, environment_url
+from odooops.environments.routing import checked_domain, described, environment_url
+from odooops.errors import NotFound
 from odooops.managers.environments import Environments
 
 app = typer.Typer(help="A project's running environments.", no_args_is_help=True)
@@ -87,6 +88,44 @@ def env_connect(project: Project, branch: Branch,
     print(answer["url"])
 
 
+domain_app = typer.Typer(help="Custom domains of a branch's environment.", no_args_is_help=True)
+
+
+@domain_app.command("list")
+def domain_list(project: Project, branch: Branch) -> None:
+    """The branch's custom domains."""
+    async def local(db, actor):
+        envs = Environments(db, actor)
+        return await envs.domains(await envs.branch_id(project, branch))
+    for row in run(local, remote=lambda api: api.get(f"{project_path(project)}/branches/{branch}/domains")):
+        print(row["domain"])
+
+
+@domain_app.command("add")
+def domain_add(project: Project, branch: Branch, domain: Annotated[str, typer.Argument(help="e.g. shop.example.com")]
+               ) -> None:
+    """Make the branch's environment answer at DOMAIN too (project admins);
+    point its DNS at the router, or at the proxy in front."""
+    async def local(db, actor):
+        envs = Environments(db, actor)
+        return await envs.add_domain(await envs.branch_id(project, branch), checked_domain(cli_settings(), domain))
+    row = run(local, remote=lambda api: api.post(f"{project_path(project)}/branches/{branch}/domains",
+                                                 {"domain": domain}))
+    out.print(f"{row['domain']} now reaches the environment of {branch}")
+
+
+@domain_app.command("remove")
+def domain_remove(project: Project, branch: Branch, domain: str) -> None:
+    """Stop answering at DOMAIN."""
+    async def local(db, actor):
+        envs = Environments(db, actor)
+        if not await envs.remove_domain(await envs.branch_id(project, branch), checked_domain(cli_settings(), domain)):
+            raise NotFound(f"branch {branch!r} has no domain {domain!r}")
+        return {"ok": True}
+    run(local, remote=lambda api: api.delete(f"{project_path(project)}/branches/{branch}/domains/{domain}"))
+    out.print(f"{domain} removed")
+
+
 @router_app.command("nginx")
 def router_nginx(
     output: Annotated[Path | None, typer.Option(help="Write the configuration here (else print it).")] = None,
@@ -104,7 +143,7 @@ def router_nginx(
     last = None
     while True:
         rows = run(lambda db, actor: Environments(db, actor).routing_table())
-        text = nginx.render([nginx.ProxyRoute([f"{r['label']}.{s.environment_domain}"],
+        text = nginx.render([nginx.ProxyRoute([f"{r['label']}.{s.environment_domain}", *r["domains"]],
                                               r["address"] if r["status"] == "running" else None,
                                               r["websocket_address"]) for r in rows],
                             target, base_domain=s.environment_domain,

@@ -11,7 +11,7 @@ from uuid import UUID
 class Route:
     environment_id: UUID
     hostname: str
-    status: str             # starting | running | sleeping | stopped | crashed
+    status: str             # starting | running | sleeping | stopped | crashed | maintenance
     http: str | None        # "host:port" of its HTTP server, None unless running
     websocket: str | None   # "host:port" for /websocket (16+) and /longpolling/ (older); None: the same as http
     stage: str              # production | staging | development

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from odooops.db import Actor, Database
+from odooops.errors import InvalidInput
 from odooops.managers.environments import Environments
 from odooops.settings import Secret, Settings, public_url
 
@@ -17,6 +18,27 @@ from .routes import Route
 from .serve import connect_secret
 
 LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def checked_domain(settings: Settings, domain: str) -> str:
+    """A custom domain as OdooOps keeps it (lowercase, ASCII: IDNA for
+    others, no trailing dot), or InvalidInput saying why not: not a
+    hostname, one of the control plane's own, or under the environments'
+    base domain (those are the branches' own names)."""
+    name = domain.strip().rstrip(".").lower()
+    try:
+        name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidInput(f"{domain!r} is not a domain name") from None
+    if not DOMAIN.match(name):
+        raise InvalidInput(f"{domain!r} is not a domain name such as shop.example.com")
+    if name in own_hosts(settings) or name == settings.environment_domain:
+        raise InvalidInput(f"{name} is the control plane's own name")
+    if name.endswith("." + settings.environment_domain):
+        raise InvalidInput(f"{name} is under {settings.environment_domain}, where each branch has its own name "
+                           "already")
+    return name
 
 
 def environment_url(settings: Settings, label: str) -> str:
@@ -54,11 +76,10 @@ class DatabaseRoutes:
 
     async def resolve(self, hostname: str) -> Route | None:
         if not hostname.endswith(self.suffix):
-            return None  # custom domains come with production environments
-        label = hostname[:-len(self.suffix)]
-        if not LABEL.match(label):
-            return None
-        row = await self.environments.route(label)
+            row = await self.environments.route_domain(hostname) if DOMAIN.match(hostname) else None
+        else:
+            label = hostname[:-len(self.suffix)]
+            row = await self.environments.route(label) if LABEL.match(label) else None
         if row is None:
             return None
         running = row["status"] == "running"

@@ -21,6 +21,7 @@ class RoutingRow(TypedDict):
     status: str
     address: str | None
     websocket_address: str | None
+    domains: list[str]
 
 
 def token_digest(token: str) -> bytes:
@@ -60,6 +61,17 @@ class Environments(Manager):
                                                    "sha256": token_digest(token), "ttl": ttl})
         return token
 
+    async def domains(self, branch_id: UUID) -> list[dict]:
+        return await self.all(Q["domains"], {"branch_id": branch_id})
+
+    async def add_domain(self, branch_id: UUID, domain: str) -> dict:
+        """A custom domain for the branch's environment (project admins; a
+        domain another project has is refused)."""
+        return await self.row(Q["add_domain"], {"branch_id": branch_id, "domain": domain})
+
+    async def remove_domain(self, branch_id: UUID, domain: str) -> bool:
+        return bool((await self.row(Q["remove_domain"], {"branch_id": branch_id, "domain": domain}))["removed"])
+
     async def connections(self, branch_id: UUID, limit: int = 20) -> list[dict]:
         return await self.all(Q["connections"], {"branch_id": branch_id, "limit": limit})
 
@@ -87,6 +99,9 @@ class Environments(Manager):
     async def route(self, label: str) -> dict | None:
         return await self.one(Q["route"], {"label": label})
 
+    async def route_domain(self, domain: str) -> dict | None:
+        return await self.one(Q["route_domain"], {"domain": domain})
+
     async def wake(self, environment_id: UUID) -> None:
         await self.one(Q["wake"], {"id": environment_id})
 
@@ -100,4 +115,5 @@ class Environments(Manager):
 
     async def routing_table(self) -> list[RoutingRow]:
         return [RoutingRow(label=r["label"], status=str(r["status"]), address=r["address"],
-                           websocket_address=r["websocket_address"]) for r in await self.all(Q["routing_table"])]
+                           websocket_address=r["websocket_address"], domains=list(r["domains"] or []))
+                for r in await self.all(Q["routing_table"])]

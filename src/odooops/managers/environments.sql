@@ -46,7 +46,22 @@ select ops.touch_environment(%(id)s);
 select ops.use_connect_token(%(id)s, %(sha256)s, %(from)s) as login;
 
 -- name: routing_table
-select e.label, e.status, e.address, e.websocket_address from ops.environments e
+select e.label, e.status, e.address, e.websocket_address,
+       array(select d.domain from ops.environment_domains d where d.branch_id = e.branch_id order by d.domain)
+         as domains
+  from ops.environments e
   join ops.branches b on b.id = e.branch_id
  where b.archived_at is null
  order by e.label;
+
+-- name: route_domain
+select * from ops.route_domain(%(domain)s);
+
+-- name: domains
+select domain, created_at from ops.environment_domains where branch_id = %(branch_id)s order by domain;
+
+-- name: add_domain
+select * from ops.add_domain(%(branch_id)s, %(domain)s);
+
+-- name: remove_domain
+select ops.remove_domain(%(branch_id)s, %(domain)s) as removed;
