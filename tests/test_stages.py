@@ -140,7 +140,7 @@ def test_an_update_updates_the_modules_whose_version_rose_behind_the_maintenance
     base = serve_api()
     repo = tmp_path / "repos" / "shop"
     bumped = addon("acme_notes", v, "1.1.0")["acme_notes/__manifest__.py"]
-    commit_on(repo, "main", {"acme_notes/__manifest__.py": bumped, "acme_board/README.md": "changed, no version bump\n"})
+    commit_on(repo, "main", {"acme_notes/__manifest__.py": bumped, "acme_board/README.md": "no version bump\n"})
     seen: list[tuple[int, str | None]] = []
     with watching(base, "main-shop-acme.localhost", seen):
         second = finished(settings, build(settings, "main"), odoo_timeout(odoo_source))
@@ -385,3 +385,28 @@ def test_a_mail_server_on_port_25_fails_the_build_unless_allowed(settings, odoo_
         conn.execute("update ops.projects set settings = settings || '{\"allow_smtp_port_25\": true}'")
     again = finished(settings, build(settings, "feature"), odoo_timeout(odoo_source))
     assert again["status"] == "succeeded", text(log_of(settings, again["id"]))
+
+
+def test_a_staging_branch_set_to_previous_updates_its_own_database(settings, odoo_project, odoo_runner, odoo_source,
+                                                                   tmp_path):
+    v = odoo_source.version
+    repo = Path(odoo_project(addon("acme_notes", v)))
+    git(repo, "branch", "staging")
+    call(settings, lambda db: Branches(db, SERVICE).add("acme/shop", "staging", "staging", check=False))
+    call(settings, lambda db: Branches(db, SERVICE).set_settings("acme/shop", "staging", {"staging_data": "previous"}))
+    odoo_runner()
+    first = finished(settings, build(settings, "staging"), odoo_timeout(odoo_source))
+    log = text(log_of(settings, first["id"]))
+    assert first["status"] == "succeeded" and "production has no database yet" in log, log
+    env = wait_until(lambda: (e := environment_of(settings, "staging")) and e["status"] == "running" and e, 60,
+                     "the staging environment")
+    commit_on(repo, "staging", {"acme_notes/__manifest__.py": addon("acme_notes", v, "1.1.0")[
+        "acme_notes/__manifest__.py"]})
+    second = finished(settings, build(settings, "staging"), odoo_timeout(odoo_source))
+    log = text(log_of(settings, second["id"]))
+    assert second["status"] == "succeeded", log
+    assert "an update in place" in log and "neutralized and verified" in log and "--update acme_notes" in log, log
+    again = wait_until(lambda: (e := environment_of(settings, "staging")) and e["status"] == "running"
+                       and e["build_id"] == second["id"] and e, 60, "the staging environment on the update")
+    assert again["database"] == env["database"]
+    assert versions(settings, env["database"])["acme_notes"] == f"{v}.1.1.0"
