@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +40,7 @@ async def copy(server: EnvServer, source: str, owner: str, target: str, target_o
     `idle`: closed to connections, as a template is. Nobody may be connected
     to `source` meanwhile: the caller stops its server first."""
     new_owner = target_owner or owner
-    async with _lock(server, source, shared=True):
+    async with server.advisory_lock(LOCK_NAMESPACE, source, shared=True):
         made = await server.create_database(target, new_owner, template=source)
         try:
             if new_owner != owner:
@@ -67,7 +65,7 @@ async def restore(server: EnvServer, source: str, owner: str, target: str) -> Co
 
 async def drop(server: EnvServer, database: str) -> bool:
     """Drop a copy unless a clone of it is under way (False then: later)."""
-    async with _lock(server, database, wait=False) as free:
+    async with server.advisory_lock(LOCK_NAMESPACE, database, wait=False) as free:
         if not free:
             return False
         await server.drop_database(database)
@@ -99,13 +97,3 @@ def tree_size(folder: Path) -> int:
             except OSError:
                 pass
     return total
-
-
-@asynccontextmanager
-async def _lock(server: EnvServer, database: str, *, shared: bool = False,
-                wait: bool = True) -> AsyncIterator[bool]:
-    query = "try_lock" if not wait else "lock_shared" if shared else "lock"
-    conn = await server.connect()
-    async with conn:
-        row = await (await conn.execute(Q[query], (LOCK_NAMESPACE, database))).fetchone()
-        yield bool(row and row["locked"])

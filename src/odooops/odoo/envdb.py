@@ -31,8 +31,8 @@ import re
 import shutil
 import subprocess
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,18 @@ class EnvServer:
             return await psycopg.AsyncConnection.connect(conninfo, autocommit=True, row_factory=dict_row)
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(f"the environments' PostgreSQL cannot be reached: {exc}") from exc
+
+    @asynccontextmanager
+    async def advisory_lock(self, namespace: int, name: str, *, shared: bool = False,
+                            wait: bool = True) -> AsyncIterator[bool]:
+        """A lock on the server (a template's, a copy's source), held by a
+        connection of its own until the block ends: shared ones may be held
+        together; without `wait`, whether it was free."""
+        query = "try_lock" if not wait else "lock_shared" if shared else "lock"
+        conn = await self.connect()
+        async with conn:
+            row = await (await conn.execute(Q[query], (namespace, name))).fetchone()
+            yield bool(row and row["locked"])
 
     def odoo_env(self, role: str, password: str) -> dict[str, str]:
         """What an Odoo process needs in its environment to reach its database

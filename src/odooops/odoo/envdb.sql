@@ -74,3 +74,12 @@ select count(pg_terminate_backend(pid)) as n from pg_stat_activity where usename
 
 -- name: drop_role
 drop role if exists {role}
+
+-- name: lock
+select true as locked from pg_advisory_lock(%s, hashtext(%s))
+
+-- name: lock_shared
+select true as locked from pg_advisory_lock_shared(%s, hashtext(%s))
+
+-- name: try_lock
+select pg_try_advisory_lock(%s, hashtext(%s)) as locked

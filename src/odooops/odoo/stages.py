@@ -96,7 +96,7 @@ class Stages:
 
     async def snapshot(self) -> int:
         """The gates, then an idle copy of the database just made, for staging builds."""
-        if not await self.gates():
+        if not await gates(self.build, self.say):
             return 1
         server = self.build._server()
         await take_snapshot(self.updates, self.run, self.host, self.say, server, self.build.database,
@@ -119,7 +119,7 @@ class Stages:
             self.say(f"an earlier attempt of this build stopped during the update: the database is its "
                      f"pre-update copy {copy} again first", "warning")
             await self.updates.begin(run["id"], run["attempt"], run["branch_id"], self.previous)
-            await self._until_stopped(run["branch_id"])
+            await until_stopped(self.updates, run, run["branch_id"])
             await copies.disconnect(server, database)
             await copies.restore(server, copy, self.build.role, database)
         self.say(f"update of {database}, served by build {self.previous}: the maintenance page shows meanwhile")
@@ -127,7 +127,7 @@ class Stages:
         self.failed_step = "stop"
         await self.updates.record(run["id"], run["attempt"], "running", previous=self.previous)
         await self.updates.begin(run["id"], run["attempt"], run["branch_id"])
-        await self._until_stopped(run["branch_id"])
+        await until_stopped(self.updates, run, run["branch_id"])
         await copies.disconnect(server, database)
         self.failed_step = "copy"
         self.copy = copy
@@ -142,9 +142,6 @@ class Stages:
         self.say(f"pre-update copy {self.copy}: {_mb(made.size)} database, {_mb(made.filestore_size)} filestore "
                  f"(hard links), in {time.monotonic() - began:.1f} s")
         return 0
-
-    async def _until_stopped(self, branch_id: UUID) -> None:
-        await until_stopped(self.updates, self.run, branch_id)
 
     async def update(self) -> int:
         """odoo-bin -u (and -i) for the modules that need it, then the gates."""
@@ -166,15 +163,12 @@ class Stages:
                 return code or 1
         else:
             self.say("nothing to update: the new code starts on the same database")
-        if not await self.gates():
+        if not await gates(self.build, self.say):
             return 1
         conn = await server.connect(build.database)
         async with conn:
             await module_updates.remember(conn, build._addons(), self._python())
         return 0
-
-    async def gates(self) -> bool:
-        return await gates(self.build, self.say)
 
     async def deploy(self) -> int:
         """The new code's server takes the environment once healthy."""
@@ -220,7 +214,7 @@ class Stages:
         try:
             if self.copy is not None and step not in ("stop", "copy"):  # the database was worked on
                 await self.updates.begin(run["id"], run["attempt"], run["branch_id"], self.previous)
-                await self._until_stopped(run["branch_id"])
+                await until_stopped(self.updates, run, run["branch_id"])
                 await copies.disconnect(server, self.build.database)
                 await copies.restore(server, self.copy, self.build.role, self.build.database)
                 self.say(f"the database is the pre-update copy {self.copy} again")

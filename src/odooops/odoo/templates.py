@@ -23,8 +23,8 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -177,16 +177,9 @@ class TemplateCache:
 
     # the steps
 
-    @asynccontextmanager
-    async def _lock(self, name: str, *, shared: bool = False, wait: bool = True) -> AsyncIterator[bool]:
-        """The template's advisory lock on the server (shared: clones, which
-        may run together), held by a connection of its own until the block
-        ends; without `wait`, whether it was free."""
-        query = "try_lock" if not wait else "lock_shared" if shared else "lock"
-        conn = await self.server.connect()
-        async with conn:
-            row = await (await conn.execute(Q[query], (LOCK_NAMESPACE, name))).fetchone()
-            yield bool(row and row["locked"])
+    def _lock(self, name: str, *, shared: bool = False, wait: bool = True) -> AbstractAsyncContextManager[bool]:
+        """The template's advisory lock (shared: clones, which may run together)."""
+        return self.server.advisory_lock(LOCK_NAMESPACE, name, shared=shared, wait=wait)
 
     async def _records(self) -> list[tuple[str, dict[str, Any] | None]]:
         conn = await self.server.connect()

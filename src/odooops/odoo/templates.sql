@@ -11,15 +11,6 @@ select d.datname as database, shobj_description(d.oid, 'pg_database') as comment
   from pg_database d where starts_with(d.datname, %s)
  order by d.datname
 
--- name: lock
-select true as locked from pg_advisory_lock(%s, hashtext(%s))
-
--- name: lock_shared
-select true as locked from pg_advisory_lock_shared(%s, hashtext(%s))
-
--- name: try_lock
-select pg_try_advisory_lock(%s, hashtext(%s)) as locked
-
 -- name: create_template
 create database {database} template template0 encoding 'UTF8' lc_collate 'C'
 
